@@ -1,0 +1,312 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors a Store's writes return; callers branch on them with errors.Is.
+var (
+	// ErrConflict: the entry's rev changed between the read the mutation was
+	// decided on and the write; read again and decide again.
+	ErrConflict = errors.New("entry changed since it was read")
+	// ErrTombstoned: the instance was deleted; nothing may bring it back.
+	ErrTombstoned = errors.New("instance is deleted")
+)
+
+// DefaultTombstoneTTL is how long a deleted instance's tombstone is kept when
+// StoreOptions leaves it zero.
+const DefaultTombstoneTTL = 24 * time.Hour
+
+// Change names what a write did, as published on the events channel.
+type Change string
+
+// The changes published on the events channel.
+const (
+	ChangeRefreshed Change = "refreshed"
+	ChangeStale     Change = "stale"
+	ChangeEnabled   Change = "enabled"
+	ChangeDeleted   Change = "deleted"
+)
+
+// Message is one message on the events channel.
+type Message struct {
+	ID     string `json:"id"`
+	Change Change `json:"change"`
+	Rev    int64  `json:"rev"`
+}
+
+// State is what the daemon knows of one instance before it decides a change:
+// its entry, whether the hash exists, and whether it was deleted.
+type State struct {
+	Entry      Entry
+	Exists     bool
+	Tombstoned bool
+}
+
+// Mutation is a decided change to one entry. With Delete set, the entry and
+// its index rows go and a tombstone stays; otherwise Entry replaces the
+// stored fields. Kind is what the events channel announces.
+type Mutation struct {
+	Kind   Change
+	Entry  Entry
+	Delete bool
+}
+
+// StoreOptions configure a Store. The zero value means the defaults.
+type StoreOptions struct {
+	// Prefix of every key; DefaultPrefix when empty.
+	Prefix string
+	// TombstoneTTL is how long a delete's tombstone lives; DefaultTombstoneTTL
+	// when zero.
+	TombstoneTTL time.Duration
+}
+
+// Store writes the Redis contract. Every write is a compare-and-set on the
+// entry's rev, done by one script in the instance's slot, that also refuses
+// to write over a tombstone and publishes the change. Store is safe for
+// concurrent use.
+type Store struct {
+	rdb       redis.UniversalClient
+	keys      Keys
+	tombstone time.Duration
+}
+
+// NewStore returns a Store writing through rdb.
+func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.TombstoneTTL <= 0 {
+		opts.TombstoneTTL = DefaultTombstoneTTL
+	}
+	return &Store{rdb: rdb, keys: NewKeys(opts.Prefix), tombstone: opts.TombstoneTTL}
+}
+
+// Keys returns the key names the store writes.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Client returns the Redis client the store writes through.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Load reads one instance's entry and tombstone in one round trip.
+func (s *Store) Load(ctx context.Context, id string) (State, error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, s.keys.Instance(id))
+	t := pipe.Exists(ctx, s.keys.Tombstone(id))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return State{}, fmt.Errorf("load %s: %w", id, err)
+	}
+	e, err := ParseEntry(h.Val())
+	if err != nil {
+		return State{}, fmt.Errorf("load %s: %w", id, err)
+	}
+	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, nil
+}
+
+// applyScript writes an entry if its rev is still the one the caller read.
+//
+// KEYS[1] entry hash, KEYS[2] tombstone.
+// ARGV[1] expected rev ("0": the hash must not exist), ARGV[2] "set" or
+// "delete", ARGV[3] tombstone TTL in ms, ARGV[4] tombstone value, ARGV[5]
+// events channel, ARGV[6] message up to the rev ('{"id":…,"rev":'), ARGV[7]
+// number of field/value pairs n, then n pairs, then fields to delete.
+//
+// Returns {1, rev} when written, {0, rev} on a rev mismatch, {-1, rev} when a
+// tombstone forbids the write.
+var applyScript = redis.NewScript(`
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if rev ~= tonumber(ARGV[1]) then return {0, rev} end
+local newrev
+if ARGV[2] == 'delete' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+  newrev = rev + 1
+else
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, rev} end
+  local n = tonumber(ARGV[7])
+  local i = 8
+  if n > 0 then
+    local args = {}
+    for j = 1, 2 * n do args[j] = ARGV[i + j - 1] end
+    redis.call('HSET', KEYS[1], unpack(args))
+  end
+  i = 8 + 2 * n
+  if i <= #ARGV then
+    local del = {}
+    for j = i, #ARGV do del[#del + 1] = ARGV[j] end
+    redis.call('HDEL', KEYS[1], unpack(del))
+  end
+  newrev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. newrev .. '}')
+return {1, newrev}
+`)
+
+// Apply writes m to the entry of instance id if its rev is still expectRev
+// (0 when the entry did not exist), publishes the change, and keeps the
+// lookup indexes in step. It returns the entry's new rev, ErrConflict when
+// the entry changed since it was read, or ErrTombstoned when the instance was
+// deleted. prev is the entry the mutation was decided on, so that index rows
+// it no longer needs are removed.
+func (s *Store) Apply(ctx context.Context, id string, prev Entry, m Mutation) (int64, error) {
+	msg, err := json.Marshal(Message{ID: id, Change: m.Kind})
+	if err != nil {
+		return 0, fmt.Errorf("apply %s: %w", id, err)
+	}
+	// Cut the encoded message before its rev so the script appends the rev it
+	// assigns: `{"id":"…","change":"…","rev":`.
+	msgHead := string(msg[:len(msg)-2]) // drop `0}`
+	args := []any{prev.Rev, "set", s.tombstone.Milliseconds(), time.Now().UTC().Format(time.RFC3339Nano), s.keys.Events(), msgHead}
+	if m.Delete {
+		args[1] = "delete"
+		args = append(args, 0)
+	} else {
+		set, del, err := m.Entry.Fields()
+		if err != nil {
+			return 0, fmt.Errorf("apply %s: %w", id, err)
+		}
+		args = append(args, len(set))
+		for k, v := range set {
+			args = append(args, k, v)
+		}
+		for _, k := range del {
+			args = append(args, k)
+		}
+	}
+	res, err := applyScript.Run(ctx, s.rdb, []string{s.keys.Instance(id), s.keys.Tombstone(id)}, args...).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("apply %s: %w", id, err)
+	}
+	if len(res) != 2 {
+		return 0, fmt.Errorf("apply %s: unexpected script reply %v", id, res)
+	}
+	switch res[0] {
+	case 0:
+		return res[1], ErrConflict
+	case -1:
+		return res[1], ErrTombstoned
+	}
+	if err := s.reindex(ctx, id, prev.Doc, m); err != nil {
+		return res[1], err
+	}
+	return res[1], nil
+}
+
+// reindex brings the lookup indexes in step with a write that succeeded. The
+// indexes live in other slots than the entry, so they are written after it;
+// lookups check every row against the entry, so a row left behind by a crash
+// between the two writes is never served (see docs/redis.md).
+func (s *Store) reindex(ctx context.Context, id string, prev *Doc, m Mutation) error {
+	var next *Doc
+	if !m.Delete {
+		next = m.Entry.Doc
+	}
+	pipe := s.rdb.Pipeline()
+	if prev != nil {
+		if next == nil || prev.Customer.ExternalID != next.Customer.ExternalID || prev.Integration.Name != next.Integration.Name {
+			if prev.Customer.ExternalID != "" {
+				pipe.SRem(ctx, s.keys.Customer(prev.Customer.ExternalID), id)
+				pipe.SRem(ctx, s.keys.CustomerIntegration(prev.Customer.ExternalID, prev.Integration.Name), id)
+			}
+		}
+		for _, cv := range prev.Config {
+			if cv.ID == "" {
+				continue
+			}
+			if _, kept := configIDs(next)[cv.ID]; !kept {
+				pipe.Del(ctx, s.keys.ConfigVariable(cv.ID))
+			}
+		}
+	}
+	if next != nil {
+		if next.Customer.ExternalID != "" {
+			pipe.SAdd(ctx, s.keys.Customer(next.Customer.ExternalID), id)
+			pipe.SAdd(ctx, s.keys.CustomerIntegration(next.Customer.ExternalID, next.Integration.Name), id)
+		}
+		for _, cv := range next.Config {
+			if cv.ID != "" {
+				pipe.Set(ctx, s.keys.ConfigVariable(cv.ID), id, 0)
+			}
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index %s: %w", id, err)
+	}
+	return nil
+}
+
+func configIDs(d *Doc) map[string]struct{} {
+	if d == nil {
+		return nil
+	}
+	ids := make(map[string]struct{}, len(d.Config))
+	for _, cv := range d.Config {
+		if cv.ID != "" {
+			ids[cv.ID] = struct{}{}
+		}
+	}
+	return ids
+}
+
+// InstanceForConfigVariable returns the id of the instance that owns the
+// InstanceConfigVariable cvID, from the index kept on every write, or "" when
+// no cached instance has it.
+func (s *Store) InstanceForConfigVariable(ctx context.Context, cvID string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.keys.ConfigVariable(cvID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("config variable %s: %w", cvID, err)
+	}
+	return id, nil
+}
+
+// Synced reports whether the sync marker is present: a full sync has
+// completed against this Redis.
+func (s *Store) Synced(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.keys.SyncMarker()).Result()
+	if err != nil {
+		return false, fmt.Errorf("read sync marker: %w", err)
+	}
+	return n > 0, nil
+}
+
+// MarkSynced writes the sync marker with the time of the completed sync.
+func (s *Store) MarkSynced(ctx context.Context, at time.Time) error {
+	if err := s.rdb.Set(ctx, s.keys.SyncMarker(), at.UTC().Format(time.RFC3339Nano), 0).Err(); err != nil {
+		return fmt.Errorf("write sync marker: %w", err)
+	}
+	return nil
+}
+
+// SeenEvent reports whether a webhook body with this digest was already
+// applied within the dedup window.
+func (s *Store) SeenEvent(ctx context.Context, sum string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.keys.Dedup(sum)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read dedup: %w", err)
+	}
+	return n > 0, nil
+}
+
+// MarkEvent records that a webhook body with this digest was applied; a
+// repeat within window is recognised by SeenEvent. It must be called only
+// after every effect of the event is in Redis, so that a delivery that failed
+// half-way is applied again when it is retried.
+func (s *Store) MarkEvent(ctx context.Context, sum string, window time.Duration) error {
+	if err := s.rdb.Set(ctx, s.keys.Dedup(sum), strconv.FormatInt(time.Now().Unix(), 10), window).Err(); err != nil {
+		return fmt.Errorf("write dedup: %w", err)
+	}
+	return nil
+}

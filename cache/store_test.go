@@ -1,0 +1,247 @@
+package cache_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/redistest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func testDoc(id, ext, integration string, cvIDs ...string) *cache.Doc {
+	d := &cache.Doc{
+		ID: id, Name: "Acme - " + integration, Enabled: true, DeployedVersion: 3,
+		LastDeployedAt: ptr(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)),
+		Customer:       cache.Customer{ID: "Q3VzdG9tZXI6MQ==", ExternalID: ext, Name: "Acme"},
+		Integration:    cache.Integration{ID: "SW50ZWdyYXRpb246MQ==", Name: integration, VersionNumber: 4},
+		Config:         map[string]cache.ConfigValue{},
+	}
+	for i, cv := range cvIDs {
+		key := string(rune('a' + i))
+		d.Config[key] = cache.ConfigValue{ID: cv, Value: ptr("v" + key), Type: "STRING"}
+	}
+	return d
+}
+
+func mustLoad(t *testing.T, s *cache.Store, id string) cache.State {
+	t.Helper()
+	st, err := s.Load(context.Background(), id)
+	if err != nil {
+		t.Fatalf("load %s: %v", id, err)
+	}
+	return st
+}
+
+func mustApply(t *testing.T, s *cache.Store, id string, prev cache.Entry, m cache.Mutation) int64 {
+	t.Helper()
+	rev, err := s.Apply(context.Background(), id, prev, m)
+	if err != nil {
+		t.Fatalf("apply %s: %v", id, err)
+	}
+	return rev
+}
+
+func TestStoreWriteReadAndPublish(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		sub := b.Client.Subscribe(ctx, s.Keys().Events())
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		msgs := sub.Channel()
+
+		fetched := time.Date(2026, 11, 27, 9, 0, 0, 123456000, time.UTC)
+		e := cache.Entry{Doc: testDoc("inst1", "acme-001", "Salesforce", "cv1", "cv2"), Enabled: true, DeployedVersion: 3, FetchedAt: fetched}
+		rev := mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		if rev != 1 {
+			t.Fatalf("first write rev = %d, want 1", rev)
+		}
+		select {
+		case m := <-msgs:
+			var got cache.Message
+			if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
+				t.Fatalf("message %q: %v", m.Payload, err)
+			}
+			if got != (cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, Rev: 1}) {
+				t.Fatalf("message = %+v", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no message on the events channel")
+		}
+
+		st := mustLoad(t, s, "inst1")
+		if !st.Exists || st.Tombstoned || st.Entry.Rev != 1 || st.Entry.Stale || !st.Entry.Enabled {
+			t.Fatalf("state after write = %+v", st)
+		}
+		if !st.Entry.FetchedAt.Equal(fetched) || st.Entry.Doc.Config["a"].Value == nil || *st.Entry.Doc.Config["a"].Value != "va" {
+			t.Fatalf("entry read back = %+v", st.Entry)
+		}
+		h := b.Client.HGetAll(ctx, s.Keys().Instance("inst1")).Val()
+		for field, want := range map[string]string{"stale": "0", "enabled": "1", "deployed_version": "3", "rev": "1",
+			"fetched_at": "2026-11-27T09:00:00.123456Z", "last_deployed_at": "2026-11-20T10:00:00Z"} {
+			if h[field] != want {
+				t.Errorf("field %s = %q, want %q", field, h[field], want)
+			}
+		}
+		if _, ok := h["stale_since"]; ok {
+			t.Error("a fresh entry has a stale_since field")
+		}
+
+		// Mark it stale, then fresh again: stale_since must go away.
+		stale := st.Entry
+		stale.Stale, stale.StaleSince, stale.StaleReason = true, fetched, cache.StaleUpdated
+		rev = mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeStale, Entry: stale})
+		if rev != 2 || b.Client.HGet(ctx, s.Keys().Instance("inst1"), "stale").Val() != "1" {
+			t.Fatalf("stale write: rev %d, stale %q", rev, b.Client.HGet(ctx, s.Keys().Instance("inst1"), "stale").Val())
+		}
+		st = mustLoad(t, s, "inst1")
+		fresh := st.Entry
+		fresh.Stale, fresh.StaleSince, fresh.StaleReason = false, time.Time{}, ""
+		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: fresh})
+		if n := b.Client.HExists(ctx, s.Keys().Instance("inst1"), "stale_since").Val(); n {
+			t.Error("stale_since left behind after the entry turned fresh")
+		}
+	})
+}
+
+func TestStoreConflictLeavesEntryAlone(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack"), DeployedVersion: 3}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+
+		// A writer that read the entry before it existed loses.
+		other := e
+		other.Doc = testDoc("inst1", "acme", "Slack")
+		other.Doc.Name = "lost update"
+		if _, err := s.Apply(context.Background(), "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: other}); !errors.Is(err, cache.ErrConflict) {
+			t.Fatalf("write with an old rev: err = %v, want ErrConflict", err)
+		}
+		st := mustLoad(t, s, "inst1")
+		if st.Entry.Rev != 1 || st.Entry.Doc.Name == "lost update" {
+			t.Fatalf("a conflicting write changed the entry: %+v", st.Entry)
+		}
+	})
+}
+
+func TestStoreDeleteLeavesTombstoneAndCleansIndexes(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix, TombstoneTTL: time.Hour})
+		e := cache.Entry{Doc: testDoc("inst1", "acme-001", "Salesforce", "cv1"), DeployedVersion: 3}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		if got, _ := s.InstanceForConfigVariable(ctx, "cv1"); got != "inst1" {
+			t.Fatalf("config variable index = %q, want inst1", got)
+		}
+		if !b.Client.SIsMember(ctx, s.Keys().Customer("acme-001"), "inst1").Val() ||
+			!b.Client.SIsMember(ctx, s.Keys().CustomerIntegration("acme-001", "Salesforce"), "inst1").Val() {
+			t.Fatal("customer index rows missing after a write")
+		}
+
+		st := mustLoad(t, s, "inst1")
+		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true})
+		st = mustLoad(t, s, "inst1")
+		if st.Exists || !st.Tombstoned {
+			t.Fatalf("after delete: %+v", st)
+		}
+		if ttl := b.Client.PTTL(ctx, s.Keys().Tombstone("inst1")).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("tombstone TTL = %v, want (0, 1h]", ttl)
+		}
+		if got, _ := s.InstanceForConfigVariable(ctx, "cv1"); got != "" {
+			t.Errorf("config variable index still points at %q", got)
+		}
+		if b.Client.SIsMember(ctx, s.Keys().Customer("acme-001"), "inst1").Val() {
+			t.Error("customer index still lists the deleted instance")
+		}
+		// Nothing brings it back, not even a writer that read the empty state.
+		_, err := s.Apply(ctx, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		if !errors.Is(err, cache.ErrTombstoned) {
+			t.Fatalf("write over a tombstone: err = %v, want ErrTombstoned", err)
+		}
+		if mustLoad(t, s, "inst1").Exists {
+			t.Fatal("a write over a tombstone created the entry")
+		}
+	})
+}
+
+func TestStoreIndexFollowsCustomerAndConfigChanges(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: testDoc("inst1", "old-ext", "Slack", "cv1", "cv2")}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		st := mustLoad(t, s, "inst1")
+		next := st.Entry
+		next.Doc = testDoc("inst1", "new-ext", "Slack", "cv2", "cv3")
+		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: next})
+
+		if b.Client.SIsMember(ctx, s.Keys().Customer("old-ext"), "inst1").Val() {
+			t.Error("old customer still indexes the instance")
+		}
+		if !b.Client.SIsMember(ctx, s.Keys().Customer("new-ext"), "inst1").Val() {
+			t.Error("new customer does not index the instance")
+		}
+		for cv, want := range map[string]string{"cv1": "", "cv2": "inst1", "cv3": "inst1"} {
+			if got, _ := s.InstanceForConfigVariable(ctx, cv); got != want {
+				t.Errorf("config variable %s → %q, want %q", cv, got, want)
+			}
+		}
+	})
+}
+
+func TestStoreSyncMarkerAndDedup(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		if ok, err := s.Synced(ctx); err != nil || ok {
+			t.Fatalf("Synced on an empty Redis = %v, %v", ok, err)
+		}
+		if err := s.MarkSynced(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := s.Synced(ctx); !ok {
+			t.Fatal("marker not seen after MarkSynced")
+		}
+		if seen, _ := s.SeenEvent(ctx, "abc"); seen {
+			t.Fatal("an event never marked is seen")
+		}
+		if err := s.MarkEvent(ctx, "abc", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if seen, _ := s.SeenEvent(ctx, "abc"); !seen {
+			t.Fatal("a marked event is not seen")
+		}
+		if ttl := b.Client.TTL(ctx, s.Keys().Dedup("abc")).Val(); ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("dedup TTL = %v", ttl)
+		}
+	})
+}
+
+func TestParseEntryRejectsBadFields(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    map[string]string
+	}{
+		{"doc", map[string]string{"doc": "{not json"}},
+		{"rev", map[string]string{"rev": "x"}},
+		{"deployed_version", map[string]string{"deployed_version": "1.5"}},
+		{"fetched_at", map[string]string{"fetched_at": "yesterday"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := cache.ParseEntry(tc.h); err == nil {
+				t.Fatalf("ParseEntry(%v) accepted a bad %s", tc.h, tc.name)
+			}
+		})
+	}
+	e, err := cache.ParseEntry(map[string]string{})
+	if err != nil || e.Doc != nil || e.Rev != 0 {
+		t.Fatalf("empty hash: %+v, %v", e, err)
+	}
+}
