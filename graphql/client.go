@@ -1,0 +1,236 @@
+package graphql
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	gql "github.com/Khan/genqlient/graphql"
+)
+
+// DefaultURL is Prismatic's US commercial stack.
+const DefaultURL = "https://app.prismatic.io"
+
+// DefaultTimeout bounds one request when Options.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponseBytes caps what one answer may be; a page of 100 instances or
+// config variables is far below it.
+const maxResponseBytes = 32 << 20
+
+// Limiter paces requests; golang.org/x/time/rate.Limiter satisfies it.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Options configure a Client.
+type Options struct {
+	// URL is the Prismatic stack, e.g. https://app.prismatic.io; the API is at
+	// URL/api and the token exchange at URL/auth/refresh. DefaultURL if empty.
+	URL string
+	// Token is an access token sent as is. Either Token or RefreshToken must
+	// be set; Token wins when both are.
+	Token string
+	// RefreshToken is exchanged for access tokens, renewed before they expire.
+	RefreshToken string
+	// TenantID selects the tenant on the token exchange, when set.
+	TenantID string
+	// Timeout bounds each HTTP request; DefaultTimeout if zero.
+	Timeout time.Duration
+	// HTTPClient sends the requests; a client with default transport if nil.
+	HTTPClient *http.Client
+	// Limiter, when set, is waited on before every API request.
+	Limiter Limiter
+	// Observe, when set, is called after every API request with the
+	// operation, how long it took, and its error (nil on success).
+	Observe func(op string, took time.Duration, err error)
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Client calls Prismatic's GraphQL API. It implements genqlient's
+// graphql.Client, so the generated functions take it directly. It is safe
+// for concurrent use.
+type Client struct {
+	endpoint string
+	http     *http.Client
+	tokens   tokenSource
+	timeout  time.Duration
+	limiter  Limiter
+	observe  func(string, time.Duration, error)
+	now      func() time.Time
+}
+
+var _ gql.Client = (*Client)(nil)
+
+// New returns a Client for the stack in opts.
+func New(opts Options) (*Client, error) {
+	if opts.URL == "" {
+		opts.URL = DefaultURL
+	}
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prismatic url %q: want http(s)://host", opts.URL)
+	}
+	base := strings.TrimRight(u.String(), "/")
+	base = strings.TrimSuffix(base, "/api")
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Client{
+		endpoint: base + "/api",
+		http:     opts.HTTPClient,
+		timeout:  opts.Timeout,
+		limiter:  opts.Limiter,
+		observe:  opts.Observe,
+		now:      opts.Now,
+	}
+	switch {
+	case opts.Token != "":
+		c.tokens = staticToken(opts.Token)
+	case opts.RefreshToken != "":
+		c.tokens = &refreshingToken{
+			url: base + "/auth/refresh", refreshToken: opts.RefreshToken, tenantID: opts.TenantID,
+			http: opts.HTTPClient, timeout: opts.Timeout, now: opts.Now,
+		}
+	default:
+		return nil, errors.New("prismatic token: set PRISMATIC_TOKEN or PRISMATIC_REFRESH_TOKEN")
+	}
+	return c, nil
+}
+
+// Endpoint returns the GraphQL endpoint, URL/api.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// MakeRequest sends one GraphQL operation and decodes its data into resp.
+// A refused token from a refresh-token source is renewed and the request
+// sent once more. Every failure is an *Error.
+func (c *Client) MakeRequest(ctx context.Context, req *gql.Request, resp *gql.Response) error {
+	start := c.now()
+	err := c.makeRequest(ctx, req, resp)
+	if c.observe != nil {
+		c.observe(req.OpName, c.now().Sub(start), err)
+	}
+	return err
+}
+
+func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Response) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return &Error{Op: req.OpName, Kind: Invalid, Message: "encode request: " + err.Error()}
+	}
+	for attempt := 0; ; attempt++ {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return err
+		}
+		err = c.post(ctx, req.OpName, tok, body, resp)
+		if KindOf(err) == Unauthorized && c.tokens.Renewable() && attempt == 0 {
+			c.tokens.Refused(tok)
+			continue
+		}
+		return scrub(err, tok)
+	}
+}
+
+func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response) error {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return &Error{Op: op, Kind: Invalid, Message: err.Error()}
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Accept", "application/json")
+	httpReq.Header.Set("Authorization", "Bearer "+tok)
+	httpResp, err := c.http.Do(httpReq)
+	if err != nil {
+		msg := "request failed"
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = fmt.Sprintf("no answer within %s", c.timeout)
+		}
+		return &Error{Op: op, Kind: Transient, Message: msg, Err: err}
+	}
+	defer httpResp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(httpResp.Body, maxResponseBytes+1))
+	if err != nil {
+		return &Error{Op: op, Kind: Transient, Status: httpResp.StatusCode, Message: "read answer", Err: err}
+	}
+	if len(raw) > maxResponseBytes {
+		return &Error{Op: op, Kind: Invalid, Status: httpResp.StatusCode, Message: fmt.Sprintf("answer larger than %d bytes", maxResponseBytes)}
+	}
+	if httpResp.StatusCode < 200 || httpResp.StatusCode > 299 {
+		e := &Error{Op: op, Kind: kindOfStatus(httpResp.StatusCode), Status: httpResp.StatusCode,
+			RetryAfter: parseRetryAfter(httpResp.Header.Get("Retry-After"), c.now())}
+		if httpResp.StatusCode == http.StatusServiceUnavailable && e.RetryAfter > 0 {
+			e.Kind = RateLimited
+		}
+		e.Message = errorsMessage(raw)
+		if e.Message == "" {
+			e.Message = http.StatusText(httpResp.StatusCode)
+		}
+		return e
+	}
+	if err := json.Unmarshal(raw, resp); err != nil {
+		return &Error{Op: op, Kind: Invalid, Status: httpResp.StatusCode, Message: "answer is not a GraphQL response: " + err.Error()}
+	}
+	if len(resp.Errors) > 0 {
+		msg := resp.Errors.Error()
+		return &Error{Op: op, Kind: classifyMessage(msg), Status: httpResp.StatusCode, Message: msg}
+	}
+	if resp.Data == nil {
+		return &Error{Op: op, Kind: Invalid, Status: httpResp.StatusCode, Message: "answer has no data"}
+	}
+	return nil
+}
+
+// errorsMessage extracts the messages of a GraphQL error body, or a short
+// prefix of a body that is not one.
+func errorsMessage(raw []byte) string {
+	var body struct {
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &body) == nil && len(body.Errors) > 0 {
+		msgs := make([]string, 0, len(body.Errors))
+		for _, e := range body.Errors {
+			msgs = append(msgs, e.Message)
+		}
+		return strings.Join(msgs, "; ")
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// scrub removes the token from an error's message, should an API or proxy
+// ever echo it back.
+func scrub(err error, tok string) error {
+	var e *Error
+	if tok == "" || !errors.As(err, &e) {
+		return err
+	}
+	e.Message = strings.ReplaceAll(e.Message, tok, "[redacted]")
+	return err
+}
