@@ -1,0 +1,104 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// Besides instance ids, the work set holds jobs that expand into instance
+// ids when run: finding the instances behind a connection needs the index or
+// the API, and doing it in a worker keeps the webhook's answer fast and the
+// event durable. A job's member starts with "@", which no instance id does.
+const (
+	jobPrefix           = "@"
+	connectionJobPrefix = "@conn:"
+)
+
+// ConnectionJob is the work-set member that finds and queues the instances
+// using connection id (a global id of an InstanceConfigVariable,
+// CustomerConfigVariable or ScopedConfigVariable).
+func ConnectionJob(id string) string { return connectionJobPrefix + id }
+
+// IsJob reports whether a work-set member is a job rather than an instance.
+func IsJob(member string) bool { return strings.HasPrefix(member, jobPrefix) }
+
+// Resolver finds the instances a job stands for.
+type Resolver interface {
+	// ConnectionInstances returns the ids of the instances that use the
+	// connection id; none (and no error) when it resolves to nothing.
+	ConnectionInstances(ctx context.Context, id string) ([]string, error)
+}
+
+// Lister is the part of the GraphQL client the resolver needs.
+type Lister interface {
+	InstancesUsingCustomerConfigVariable(ctx context.Context, id string) ([]string, bool, error)
+	InstancesUsingScopedConfigVariable(ctx context.Context, id string) ([]string, error)
+}
+
+// IndexResolver resolves connection ids: an InstanceConfigVariable through
+// the index the store keeps of the instances it holds, a customer or scoped
+// connection by asking the API for the instances that use it.
+type IndexResolver struct {
+	Store *cache.Store
+	API   Lister
+}
+
+// ConnectionInstances implements Resolver.
+func (r IndexResolver) ConnectionInstances(ctx context.Context, id string) ([]string, error) {
+	typ, _, ok := webhook.DecodeGlobalID(id)
+	if !ok {
+		return nil, nil
+	}
+	switch typ {
+	case webhook.TypeInstanceConfigVariable:
+		inst, err := r.Store.InstanceForConfigVariable(ctx, id)
+		if err != nil || inst == "" {
+			return nil, err
+		}
+		return []string{inst}, nil
+	case webhook.TypeCustomerConfigVariable:
+		ids, _, err := r.API.InstancesUsingCustomerConfigVariable(ctx, id)
+		return ids, err
+	case webhook.TypeScopedConfigVariable:
+		return r.API.InstancesUsingScopedConfigVariable(ctx, id)
+	}
+	return nil, nil
+}
+
+// runJob expands a job into instance ids and queues them.
+func (p *Pool) runJob(ctx context.Context, c Claim) {
+	started := p.opts.Now()
+	id, ok := strings.CutPrefix(c.ID, connectionJobPrefix)
+	if !ok || p.resolver == nil {
+		p.log.Warn("unknown job in the work set; dropped", "job", c.ID)
+		_ = p.ws.GiveUp(context.WithoutCancel(ctx), c)
+		return
+	}
+	ids, err := p.resolver.ConnectionInstances(ctx, id)
+	if err == nil && len(ids) > 0 {
+		err = p.ws.Add(ctx, time.Time{}, ids...)
+	}
+	if err != nil {
+		p.failed(ctx, c, fmt.Errorf("resolve connection %s: %w", id, err), started)
+		return
+	}
+	fin := context.WithoutCancel(ctx)
+	if _, derr := p.ws.Done(fin, c); derr != nil && !errors.Is(derr, ErrLeaseLost) {
+		p.log.Warn("finish work", "job", c.ID, "err", derr)
+	}
+	res := Result{ID: c.ID, OK: true}
+	if len(ids) == 0 {
+		res.Skip = "connection resolves to no instance"
+	}
+	p.log.Info("resolve connection", "connection", id, "instances", len(ids), "took", p.opts.Now().Sub(started).Round(time.Millisecond))
+	p.publish(fin, res)
+}
+
+var _ Lister = (*graphql.Client)(nil)

@@ -1,0 +1,214 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/graphql"
+)
+
+// InstanceLister pages through every instance; *graphql.Client satisfies
+// it.
+type InstanceLister interface {
+	ListInstances(ctx context.Context, after string) (graphql.ListPage, error)
+}
+
+// Reconciler compares every instance Prismatic has with the cache: it queues
+// the instances that are missing or whose deployedVersion or lastDeployedAt
+// differ, and after a complete listing removes the cached instances Prismatic
+// no longer has. It writes the sync marker at the end of a complete pass.
+type Reconciler struct {
+	API   InstanceLister
+	Store *cache.Store
+	Work  *WorkSet
+	Log   *slog.Logger
+	// Progress, when set, is called after every page.
+	Progress func(Report)
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Report is what one pass found.
+type Report struct {
+	Pages   int
+	Listed  int
+	Total   int
+	Queued  int
+	Removed int
+	Took    time.Duration
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// RunOnce makes one full pass.
+func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
+	start := r.now()
+	var rep Report
+	listed := map[string]struct{}{}
+	cursor := ""
+	for {
+		page, err := r.API.ListInstances(ctx, cursor)
+		if err != nil {
+			return rep, fmt.Errorf("reconcile: list instances page %d: %w", rep.Pages+1, err)
+		}
+		rep.Pages++
+		rep.Total = page.TotalCount
+		rep.Listed += len(page.Instances)
+		ids := make([]string, 0, len(page.Instances))
+		for _, in := range page.Instances {
+			listed[in.ID] = struct{}{}
+		}
+		due, err := r.differing(ctx, page.Instances)
+		if err != nil {
+			return rep, err
+		}
+		ids = append(ids, due...)
+		if err := r.Work.Add(ctx, time.Time{}, ids...); err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+		rep.Queued += len(ids)
+		if r.Progress != nil {
+			r.Progress(rep)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	removed, err := r.removeGone(ctx, listed, start)
+	rep.Removed = removed
+	if err != nil {
+		return rep, err
+	}
+	if err := r.Store.MarkSynced(ctx, r.now()); err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	rep.Took = r.now().Sub(start)
+	r.log().Info("reconcile", "pages", rep.Pages, "listed", rep.Listed, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
+	return rep, nil
+}
+
+// differing returns the deployed instances of a page whose cached entry is
+// missing or holds another deployedVersion or lastDeployedAt.
+func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary) ([]string, error) {
+	keys := r.Store.Keys()
+	pipe := r.Store.Client().Pipeline()
+	cmds := make([]*redis.SliceCmd, len(page))
+	for i, in := range page {
+		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldDoc)
+	}
+	if len(page) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("reconcile: read entries: %w", err)
+		}
+	}
+	var due []string
+	for i, in := range page {
+		if in.DeployedVersion == 0 {
+			continue // never deployed: nothing to cache
+		}
+		vals := cmds[i].Val()
+		if len(vals) != 3 || vals[2] == nil {
+			due = append(due, in.ID)
+			continue
+		}
+		ver, _ := vals[0].(string)
+		if ver != strconv.Itoa(in.DeployedVersion) {
+			due = append(due, in.ID)
+			continue
+		}
+		at, _ := vals[1].(string)
+		if in.LastDeployedAt != nil {
+			cached, err := time.Parse(time.RFC3339Nano, at)
+			if err != nil || !cached.Equal(*in.LastDeployedAt) {
+				due = append(due, in.ID)
+			}
+		}
+	}
+	return due, nil
+}
+
+// removeGone deletes cached entries of instances the complete listing did
+// not contain, unless they were fetched after the listing began (they may be
+// new).
+func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{}, since time.Time) (int, error) {
+	keys := r.Store.Keys()
+	prefix := keys.Instance("")
+	prefix = strings.TrimSuffix(prefix, "{}")
+	var gone []string
+	err := scanKeys(ctx, r.Store.Client(), prefix+"{*}", func(key string) {
+		id := strings.TrimSuffix(strings.TrimPrefix(key, prefix+"{"), "}")
+		if _, ok := listed[id]; !ok {
+			gone = append(gone, id)
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: scan entries: %w", err)
+	}
+	removed := 0
+	for _, id := range gone {
+		for attempt := 0; attempt < 8; attempt++ {
+			st, err := r.Store.Load(ctx, id)
+			if err != nil {
+				return removed, fmt.Errorf("reconcile: %w", err)
+			}
+			if !st.Exists || st.Entry.FetchedAt.After(since) {
+				break
+			}
+			_, err = r.Store.Apply(ctx, id, st.Entry, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true})
+			if errors.Is(err, cache.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return removed, fmt.Errorf("reconcile: remove %s: %w", id, err)
+			}
+			removed++
+			r.log().Info("reconcile removed an instance Prismatic no longer has", "id", id)
+			break
+		}
+	}
+	return removed, nil
+}
+
+// scanKeys calls fn for every key matching pattern, on every master of a
+// cluster.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(string)) error {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			iter := n.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				mu.Lock()
+				fn(iter.Val())
+				mu.Unlock()
+			}
+			return iter.Err()
+		})
+	}
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		fn(iter.Val())
+	}
+	return iter.Err()
+}

@@ -1,0 +1,122 @@
+package refresh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/cache"
+)
+
+// Result is the outcome of one run for one id, published on the results
+// channel so that whoever waits on a refresh, on any replica, learns it.
+type Result struct {
+	ID string `json:"id"`
+	// OK is true when the fetch succeeded (whether or not it wrote).
+	OK bool `json:"ok"`
+	// Rev is the entry's rev after the write, 0 when nothing was written.
+	Rev int64 `json:"rev,omitempty"`
+	// Change is what the write did ("refreshed", "deleted", …), "" for none.
+	Change cache.Change `json:"change,omitempty"`
+	// Skip says why nothing was written.
+	Skip string `json:"skip,omitempty"`
+	// Error is the fetch's error, "" on success.
+	Error string `json:"error,omitempty"`
+	// Retrying is true when the id is queued again after this failure.
+	Retrying bool `json:"retrying,omitempty"`
+}
+
+// Waiters lets callers wait for the next result of an id, whichever replica
+// runs it. It holds one subscription to the results channel. Start it before
+// use; it is safe for concurrent use.
+type Waiters struct {
+	rdb    redis.UniversalClient
+	keys   cache.Keys
+	log    *slog.Logger
+	mu     sync.Mutex
+	byID   map[string]map[chan Result]struct{}
+	ps     *redis.PubSub
+	doneCh chan struct{}
+}
+
+// NewWaiters returns Waiters on the results channel under keys.
+func NewWaiters(rdb redis.UniversalClient, keys cache.Keys, log *slog.Logger) *Waiters {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Waiters{rdb: rdb, keys: keys, log: log, byID: map[string]map[chan Result]struct{}{}}
+}
+
+// Start subscribes and returns once the subscription is confirmed, so no
+// result published afterwards is missed.
+func (w *Waiters) Start(ctx context.Context) error {
+	ps := w.rdb.Subscribe(ctx, w.keys.WorkResults())
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return fmt.Errorf("subscribe to results: %w", err)
+	}
+	w.ps, w.doneCh = ps, make(chan struct{})
+	go w.loop()
+	return nil
+}
+
+func (w *Waiters) loop() {
+	defer close(w.doneCh)
+	for msg := range w.ps.Channel() {
+		var r Result
+		if err := json.Unmarshal([]byte(msg.Payload), &r); err != nil {
+			w.log.Warn("bad message on the results channel", "err", err)
+			continue
+		}
+		w.mu.Lock()
+		for ch := range w.byID[r.ID] {
+			select {
+			case ch <- r:
+			default:
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Close ends the subscription.
+func (w *Waiters) Close() error {
+	if w.ps == nil {
+		return nil
+	}
+	err := w.ps.Close()
+	<-w.doneCh
+	return err
+}
+
+// Register starts listening for results of id; call it before queuing the
+// id. Results arrive on the returned channel until cancel is called.
+func (w *Waiters) Register(id string) (results <-chan Result, cancel func()) {
+	ch := make(chan Result, 4)
+	w.mu.Lock()
+	if w.byID[id] == nil {
+		w.byID[id] = map[chan Result]struct{}{}
+	}
+	w.byID[id][ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.byID[id], ch)
+		if len(w.byID[id]) == 0 {
+			delete(w.byID, id)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func publishResult(ctx context.Context, rdb redis.UniversalClient, keys cache.Keys, r Result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return rdb.Publish(ctx, keys.WorkResults(), b).Err()
+}

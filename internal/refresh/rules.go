@@ -1,0 +1,132 @@
+package refresh
+
+import (
+	"maps"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// Reasons a fetch writes nothing.
+const (
+	SkipDeleted      = webhook.SkipDeleted
+	SkipNotFound     = "instance not found and not cached"
+	SkipNeverDeploy  = "instance was never deployed"
+	SkipOlderVersion = "fetched deployedVersion is older than the cached one"
+	SkipOlderFetch   = "a fetch that started later already wrote the entry"
+)
+
+// DecideWrite decides what a fetch that started at started and returned doc
+// (nil: the instance does not exist) does to the entry in st. It is pure; the
+// caller applies the mutation as a compare-and-set and decides again if it
+// lost a race. A nil mutation comes with the reason.
+//
+//   - needsDeploy=false: the fetched config is the deployed one; it replaces
+//     the entry and clears stale.
+//   - needsDeploy=true: the API shows config that is not live; the entry
+//     keeps the deployed config it has, takes only the live parts (connection
+//     status and refresh times, customer fields) and is stale with reason
+//     needs_deploy. With nothing cached, the fetched config is written, stale.
+//   - an instance.updated that arrived after the fetch started and is newer
+//     than the fetched deploy keeps the entry stale; an enable or disable
+//     newer than the fetch start keeps its flag.
+//   - a tombstone, an older deployedVersion, or a fetch older than the one
+//     the entry holds writes nothing.
+func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache.Mutation, string) {
+	if st.Tombstoned {
+		return nil, SkipDeleted
+	}
+	cur := st.Entry
+	if doc == nil {
+		if !st.Exists {
+			return nil, SkipNotFound
+		}
+		return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}, ""
+	}
+	if cur.Doc == nil && doc.DeployedVersion == 0 {
+		return nil, SkipNeverDeploy
+	}
+	if cur.Doc != nil {
+		if doc.DeployedVersion < cur.Doc.DeployedVersion {
+			return nil, SkipOlderVersion
+		}
+		if cur.FetchedAt.After(started) {
+			return nil, SkipOlderFetch
+		}
+	}
+	next := cur
+	switch {
+	case !doc.NeedsDeploy:
+		next.Doc = doc
+		next.Stale, next.StaleReason = false, ""
+	case cur.Doc != nil:
+		next.Doc = mergeLive(cur.Doc, doc)
+		next.Stale, next.StaleReason = true, cache.StaleNeedsDeploy
+	default:
+		next.Doc = doc
+		next.Stale, next.StaleReason = true, cache.StaleNeedsDeploy
+	}
+	if !next.Stale && cur.UpdatedEventAt.After(started) &&
+		(doc.LastDeployedAt == nil || cur.UpdatedEventAt.After(*doc.LastDeployedAt)) {
+		next.Stale, next.StaleReason = true, cache.StaleUpdated
+	}
+	if cur.EnabledEventAt.After(started) {
+		next.Enabled = cur.Enabled
+	} else {
+		next.Enabled = doc.Enabled
+	}
+	if next.Doc.Enabled != next.Enabled {
+		d := *next.Doc
+		d.Enabled = next.Enabled
+		next.Doc = &d
+	}
+	switch {
+	case !next.Stale:
+		next.StaleSince = time.Time{}
+	case cur.Stale && !cur.StaleSince.IsZero():
+		next.StaleSince = cur.StaleSince
+	case next.StaleReason == cache.StaleNeedsDeploy && doc.UpdatedAt != nil:
+		next.StaleSince = *doc.UpdatedAt
+	default:
+		next.StaleSince = now
+	}
+	next.DeployedVersion = next.Doc.DeployedVersion
+	next.FetchedAt = started
+	next.LastError = ""
+	return &cache.Mutation{Kind: cache.ChangeRefreshed, Entry: next}, ""
+}
+
+// mergeLive returns the cached document with the parts of fetched that are
+// live without a deploy: connection status and refresh times, and the
+// customer's fields.
+func mergeLive(cached, fetched *cache.Doc) *cache.Doc {
+	d := *cached
+	d.Config = maps.Clone(cached.Config)
+	d.Customer = fetched.Customer
+	d.NeedsDeploy = fetched.NeedsDeploy
+	for key, cv := range d.Config {
+		f, ok := fetched.Config[key]
+		if !ok || !cv.IsConnection() || !f.IsConnection() {
+			continue
+		}
+		cv.Status, cv.RefreshAt, cv.LastSuccessfulRefreshAt = f.Status, f.RefreshAt, f.LastSuccessfulRefreshAt
+		d.Config[key] = cv
+	}
+	return &d
+}
+
+// DecideFailure decides what a fetch that failed for the last time does: the
+// entry keeps its data, turns stale with reason fetch_failed, and says why
+// in last_error. Nothing is written for an instance that is not cached.
+func DecideFailure(st cache.State, msg string, now time.Time) *cache.Mutation {
+	if st.Tombstoned || st.Entry.Doc == nil {
+		return nil
+	}
+	next := st.Entry
+	next.LastError = msg
+	if !next.Stale {
+		next.Stale, next.StaleReason, next.StaleSince = true, cache.StaleFetchFailed, now
+	}
+	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next}
+}
