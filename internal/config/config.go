@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// Config is the daemon's configuration. Build it with Default, then Load.
+type Config struct {
+	Listen      string
+	RedisURL    string
+	RedisPrefix string
+
+	WebhookSecrets        []string
+	InsecureSkipSignature bool
+	MaxBody               int
+	DedupWindow           time.Duration
+	TimestampWindow       time.Duration
+	EventActions          string
+
+	PrismaticURL          string
+	PrismaticToken        string
+	PrismaticRefreshToken string
+	PrismaticTenantID     string
+	PrismaticTimeout      time.Duration
+	PrismaticRate         float64
+
+	Workers      int
+	MaxAttempts  int
+	TombstoneTTL time.Duration
+
+	LogLevel string
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Listen:           "127.0.0.1:8080",
+		RedisURL:         "redis://127.0.0.1:6379/0",
+		RedisPrefix:      cache.DefaultPrefix,
+		MaxBody:          1 << 20,
+		DedupWindow:      24 * time.Hour,
+		PrismaticURL:     graphql.DefaultURL,
+		PrismaticTimeout: graphql.DefaultTimeout,
+		PrismaticRate:    10,
+		Workers:          8,
+		MaxAttempts:      6,
+		TombstoneTTL:     cache.DefaultTombstoneTTL,
+		LogLevel:         "info",
+	}
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"listen", "PRISMCACHE_LISTEN", "address the HTTP server listens on", stringValue{&c.Listen}, false},
+		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in (redis:// or rediss://)", stringValue{&c.RedisURL}, true},
+		{"redis-prefix", "PRISMCACHE_REDIS_PREFIX", "prefix of every Redis key", stringValue{&c.RedisPrefix}, false},
+		{"webhook-secret", "PRISMCACHE_WEBHOOK_SECRET", "webhook signing secret; several, comma-separated, during a rotation", listValue{&c.WebhookSecrets}, true},
+		{"insecure-skip-signature", "PRISMCACHE_INSECURE_SKIP_SIGNATURE", "accept unsigned webhooks (never in production)", boolValue{&c.InsecureSkipSignature}, false},
+		{"max-body", "PRISMCACHE_MAX_BODY", "largest webhook body accepted, in bytes", intValue{&c.MaxBody}, false},
+		{"dedup-window", "PRISMCACHE_DEDUP_WINDOW", "how long a delivered body is remembered so a repeat has no effect", durationValue{&c.DedupWindow}, false},
+		{"timestamp-window", "PRISMCACHE_TIMESTAMP_WINDOW", "refuse webhooks whose timestamp is further than this from now (0: off)", durationValue{&c.TimestampWindow}, false},
+		{"event-action", "PRISMCACHE_EVENT_ACTION", "override event actions: type=ignore|stale|refetch|delete, comma-separated", stringValue{&c.EventActions}, false},
+		{"prismatic-url", "PRISMATIC_URL", "Prismatic stack URL (the API is at <url>/api)", stringValue{&c.PrismaticURL}, false},
+		{"prismatic-token", "PRISMATIC_TOKEN", "Prismatic access token", stringValue{&c.PrismaticToken}, true},
+		{"prismatic-refresh-token", "PRISMATIC_REFRESH_TOKEN", "Prismatic refresh token, exchanged for access tokens", stringValue{&c.PrismaticRefreshToken}, true},
+		{"prismatic-tenant-id", "PRISMATIC_TENANT_ID", "tenant to select on the token exchange", stringValue{&c.PrismaticTenantID}, false},
+		{"prismatic-timeout", "PRISMCACHE_PRISMATIC_TIMEOUT", "timeout of one GraphQL request", durationValue{&c.PrismaticTimeout}, false},
+		{"prismatic-rate", "PRISMCACHE_PRISMATIC_RATE", "most GraphQL requests per second, across all workers of this process", floatValue{&c.PrismaticRate}, false},
+		{"workers", "PRISMCACHE_WORKERS", "fetches run at once by this process", intValue{&c.Workers}, false},
+		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before it is marked stale with last_error", intValue{&c.MaxAttempts}, false},
+		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false},
+		{"log-level", "PRISMCACHE_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}, false},
+	}
+}
+
+// RegisterFlags defines a flag for every setting on fs. Parse fs after
+// LoadEnv so that flags win over the environment.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range c.settings() {
+		usage := s.usage + " (env " + s.env + ")"
+		fs.Var(s.value, s.flag, usage)
+	}
+}
+
+// LoadEnv sets every setting whose environment variable is set. getenv is
+// os.Getenv outside tests.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	for _, s := range c.settings() {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := s.value.Set(v); err != nil {
+			return fmt.Errorf("%s: %w", s.env, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks every setting and returns all problems at once, each
+// naming the setting, its value and what is allowed.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, value, want string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, want))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", c.Listen, "want host:port, e.g. 127.0.0.1:8080")
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		bad("redis-url", redactURL(c.RedisURL), "want redis://[user:password@]host:port[/db] or rediss://…")
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} \t\r\n") {
+		bad("redis-prefix", c.RedisPrefix, "want a non-empty prefix without braces or spaces")
+	}
+	if len(c.WebhookSecrets) == 0 && !c.InsecureSkipSignature {
+		errs = append(errs, errors.New("webhook-secret is empty: set PRISMCACHE_WEBHOOK_SECRET to the endpoint's secret, or pass --insecure-skip-signature to accept unsigned webhooks (never in production)"))
+	}
+	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
+		bad("max-body", fmt.Sprint(c.MaxBody), "want 1024 to 67108864 bytes")
+	}
+	if c.DedupWindow < time.Second {
+		bad("dedup-window", c.DedupWindow.String(), "want at least 1s")
+	}
+	if c.TimestampWindow < 0 {
+		bad("timestamp-window", c.TimestampWindow.String(), "want 0 (off) or a positive duration")
+	}
+	if ov, err := webhook.ParseOverrides(c.EventActions); err != nil {
+		errs = append(errs, fmt.Errorf("event-action=%q: %w", c.EventActions, err))
+	} else if _, err := webhook.NewActions(ov); err != nil {
+		errs = append(errs, fmt.Errorf("event-action=%q: %w", c.EventActions, err))
+	}
+	if u, err := url.Parse(c.PrismaticURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("prismatic-url", c.PrismaticURL, "want https://host, e.g. https://app.prismatic.io")
+	}
+	if c.PrismaticToken == "" && c.PrismaticRefreshToken == "" {
+		errs = append(errs, errors.New("prismatic token: set PRISMATIC_TOKEN or PRISMATIC_REFRESH_TOKEN"))
+	}
+	if c.PrismaticTimeout < 100*time.Millisecond || c.PrismaticTimeout > 10*time.Minute {
+		bad("prismatic-timeout", c.PrismaticTimeout.String(), "want 100ms to 10m")
+	}
+	if c.PrismaticRate <= 0 || c.PrismaticRate > 10000 {
+		bad("prismatic-rate", fmt.Sprint(c.PrismaticRate), "want more than 0 and at most 10000 requests per second")
+	}
+	if c.Workers < 1 || c.Workers > 1024 {
+		bad("workers", fmt.Sprint(c.Workers), "want 1 to 1024")
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		bad("max-attempts", fmt.Sprint(c.MaxAttempts), "want 1 to 100")
+	}
+	if c.TombstoneTTL < time.Minute {
+		bad("tombstone-ttl", c.TombstoneTTL.String(), "want at least 1m")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", c.LogLevel, "want debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}
+
+// Actions returns the event table with the configured overrides.
+func (c *Config) Actions() (webhook.Actions, error) {
+	ov, err := webhook.ParseOverrides(c.EventActions)
+	if err != nil {
+		return webhook.Actions{}, err
+	}
+	return webhook.NewActions(ov)
+}
+
+// redactURL hides a password in a URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Server timeouts: a slow client cannot hold a connection open for long.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 15 * time.Second
+	WriteTimeout      = 60 * time.Second // a waiting refresh answers within it
+	IdleTimeout       = 90 * time.Second
+)
+
+// Options are what the server routes to. Nil handlers leave their routes
+// unregistered.
+type Options struct {
+	// Intake handles POST /webhooks/prismatic.
+	Intake http.Handler
+	// Ready reports whether the daemon can serve: nil when ready, else why
+	// not. GET /readyz answers 503 with the reason while it is not.
+	Ready func(ctx context.Context) error
+	// Log gets the server's own errors.
+	Log *slog.Logger
+}
+
+// Server is the daemon's HTTP server. Open starts it, Close stops it.
+type Server struct {
+	http *http.Server
+	ln   net.Listener
+	done chan struct{}
+	err  error
+}
+
+// New builds the server and its routes.
+func New(opts Options) *Server {
+	mux := http.NewServeMux()
+	if opts.Intake != nil {
+		mux.Handle("/webhooks/prismatic", opts.Intake)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	if opts.Ready != nil {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			if err := opts.Ready(r.Context()); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{http: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}}
+}
+
+// Open listens on addr and serves in the background. Listening first means a
+// taken port is an error here, not later.
+func (s *Server) Open(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln, s.done = ln, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.err = err
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the server listens on (useful with port 0).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Close stops accepting connections and waits for the requests in flight
+// until ctx ends; then it closes what is left.
+func (s *Server) Close(ctx context.Context) error {
+	if s.ln == nil {
+		return nil
+	}
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+	}
+	<-s.done
+	return errors.Join(err, s.err)
+}
