@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prismcache/prismcache/internal/prismaticsim"
+)
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		listen    = "127.0.0.1:8081"
+		hookURL   string
+		secret    string
+		customers = prismaticsim.DefaultCustomers
+		seed      = 1
+		logLevel  = "info"
+	)
+	fs := newFlagSet("sim [flags]",
+		"Runs the Prismatic simulator alone: a GraphQL API at /api, the token exchange at /auth/refresh,\nand an admin API at /admin that changes instances and sends signed webhooks (docs/simulator.md).",
+		"prismcache sim --webhook-url http://127.0.0.1:8080/webhooks/prismatic --webhook-secret dev-secret",
+		stderr)
+	fs.StringVar(&listen, "listen", listen, "address to listen on")
+	fs.StringVar(&hookURL, "webhook-url", "", "where to send webhooks (none: events are only logged)")
+	fs.StringVar(&secret, "webhook-secret", "", "secret to sign webhooks with (none: unsigned)")
+	fs.IntVar(&customers, "customers", customers, "demo customers to seed")
+	fs.IntVar(&seed, "seed", seed, "seed of the demo data and of fault injection")
+	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || customers < 1 || seed < 0 {
+		fs.Usage()
+		return errUsage
+	}
+	sim, err := prismaticsim.New(prismaticsim.Options{
+		Seed: uint64(seed), Customers: customers, WebhookURL: hookURL, WebhookSecret: secret,
+		Logger: newLogger(stderr, logLevel),
+	})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	srv := newSimServer(sim)
+	go func() { _ = srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "Prismatic simulator on %s\n  GraphQL:   POST %s/api  (Authorization: Bearer %s)\n  refresh:   POST %s/auth/refresh  {\"refresh_token\":\"%s\"}\n  admin:     %s/admin/instances\n  demo:      %s\n",
+		base, base, prismaticsim.DefaultAccessToken, base, prismaticsim.DefaultRefreshToken, base, sim.DemoInstanceID())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newSimServer(sim *prismaticsim.Sim) *http.Server {
+	return &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
+}

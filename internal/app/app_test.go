@@ -1,0 +1,234 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/app"
+	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+const secret = "e2e-secret"
+
+// harness is a simulator and a daemon wired together over real HTTP.
+type harness struct {
+	sim   *prismaticsim.Sim
+	app   *app.App
+	store *cache.Store
+	b     redistest.Backend
+}
+
+func start(t *testing.T, b redistest.Backend) *harness {
+	t.Helper()
+	sim, err := prismaticsim.New(prismaticsim.Options{Seed: 7, Customers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen = ln.Addr().String()
+	cfg.RedisPrefix = b.Prefix
+	cfg.WebhookSecrets = []string{secret}
+	cfg.PrismaticURL = simSrv.URL
+	cfg.PrismaticToken = prismaticsim.DefaultAccessToken
+	cfg.PrismaticRate = 1000
+	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", secret)
+	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
+	h.waitFor(t, "the first sync to finish", func() bool {
+		ok, _ := h.store.Synced(context.Background())
+		s, err := a.WorkStats(context.Background())
+		return ok && err == nil && s.Queued == 0 && s.Leased == 0
+	})
+	return h
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func (h *harness) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) entry(t *testing.T, id string) cache.Entry {
+	t.Helper()
+	st, err := h.store.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Entry
+}
+
+func value(e cache.Entry, key string) string {
+	if e.Doc == nil || e.Doc.Config[key].Value == nil {
+		return "<none>"
+	}
+	return *e.Doc.Config[key].Value
+}
+
+// plainVar returns a non-connection variable of the instance with a value,
+// and another valid value for it.
+func plainVar(t *testing.T, sim *prismaticsim.Sim, id string) (key, old, next string) {
+	t.Helper()
+	in, err := sim.Instance(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cv := range in.Config {
+		if cv.Value == nil {
+			continue
+		}
+		switch cv.DataType {
+		case "NUMBER":
+			return cv.Key, *cv.Value, "4242"
+		case "STRING":
+			return cv.Key, *cv.Value, "changed by the e2e test"
+		}
+	}
+	t.Fatalf("instance %s has no NUMBER or STRING variable", id)
+	return "", "", ""
+}
+
+func TestDeployReachesRedis(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		h := start(t, b)
+		id := h.sim.DemoInstanceID()
+		before := h.entry(t, id)
+		key, old, next := plainVar(t, h.sim, id)
+		if before.Doc == nil || value(before, key) != old || before.Stale {
+			t.Fatalf("after the first sync the demo entry is %+v, want %s=%q, fresh", before, key, old)
+		}
+
+		// A stored change is not live: the entry turns stale and keeps the old value.
+		if _, err := h.sim.SetConfig(id, key, next); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor(t, "the entry to turn stale", func() bool { return h.entry(t, id).Stale })
+		stale := h.entry(t, id)
+		if value(stale, key) != old || stale.StaleReason != cache.StaleUpdated || stale.Rev <= before.Rev {
+			t.Fatalf("stale entry: %s=%q reason %q rev %d; want the old value %q, reason updated, rev > %d",
+				key, value(stale, key), stale.StaleReason, stale.Rev, old, before.Rev)
+		}
+
+		// A deploy makes it live: the entry holds the new value, fresh, rev grown.
+		if _, err := h.sim.Deploy(id); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor(t, "the deployed value to reach Redis", func() bool {
+			e := h.entry(t, id)
+			return value(e, key) == next && !e.Stale
+		})
+		after := h.entry(t, id)
+		truth, err := h.sim.Deployed(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Rev <= stale.Rev || after.DeployedVersion != truth.DeployedVersion || after.Stale {
+			t.Fatalf("after deploy: rev %d (was %d), deployed_version %d (truth %d), stale %v",
+				after.Rev, stale.Rev, after.DeployedVersion, truth.DeployedVersion, after.Stale)
+		}
+		raw := h.b.Client.HGetAll(context.Background(), h.store.Keys().Instance(id)).Val()
+		if raw["stale"] != "0" || raw["deployed_version"] == "" || !strings.Contains(raw["doc"], next) {
+			t.Fatalf("raw hash after deploy: %v", raw)
+		}
+		for _, secretish := range []string{prismaticsim.SecretMarker} {
+			if strings.Contains(raw["doc"], secretish) {
+				t.Fatal("a connection credential was copied into the cache")
+			}
+		}
+	})
+}
+
+// snapshot returns every key under the prefix with a digest of its value.
+func snapshot(t *testing.T, b redistest.Backend) string {
+	t.Helper()
+	ctx := context.Background()
+	keys := b.Client.Keys(ctx, b.Prefix+"*").Val()
+	sort.Strings(keys)
+	var out strings.Builder
+	for _, k := range keys {
+		out.WriteString(k + "=" + b.Client.Dump(ctx, k).Val() + "\n")
+	}
+	return out.String()
+}
+
+func TestWrongSignatureIsRefusedAndWritesNothing(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		h := start(t, b)
+		id := h.sim.DemoInstanceID()
+		body := []byte(`{"event_type":"instance.updated","timestamp":"2030-01-01T00:00:00.000000+00:00","instance":{"id":"` + id + `","name":"x"}}`)
+		before := snapshot(t, b)
+		for name, sig := range map[string]string{
+			"wrong secret": webhook.SignatureValue("not-the-secret", body),
+			"missing":      "",
+			"garbage":      "sha256=zz",
+		} {
+			req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/webhooks/prismatic", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Webhook-Event", "instance.updated")
+			if sig != "" {
+				req.Header.Set("X-Webhook-Signature", sig)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s signature: status %d, want 401", name, resp.StatusCode)
+			}
+		}
+		if after := snapshot(t, b); after != before {
+			t.Fatalf("a refused webhook changed Redis:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if h.entry(t, id).Stale {
+			t.Fatal("a refused webhook marked the entry stale")
+		}
+		// The same body, signed right, is accepted and takes effect.
+		req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/webhooks/prismatic", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Webhook-Event", "instance.updated")
+		req.Header.Set("X-Webhook-Signature", webhook.SignatureValue(secret, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !h.entry(t, id).Stale {
+			t.Fatalf("correctly signed webhook: status %d, stale %v", resp.StatusCode, h.entry(t, id).Stale)
+		}
+	})
+}
