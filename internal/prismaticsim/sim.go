@@ -1,0 +1,116 @@
+package prismaticsim
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/prismcache/prismcache"
+	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
+)
+
+// Sim is a simulated Prismatic organisation and the HTTP API in front of it.
+// Create one with New and Close it when done. All methods are safe for
+// concurrent use.
+type Sim struct {
+	opts Options
+	log  *slog.Logger
+
+	// mu guards the model, the event clock and the payload shape. GraphQL
+	// requests hold the read lock for their whole execution, so each answer
+	// is one consistent snapshot, as a database transaction would give.
+	mu    sync.RWMutex
+	m     *model
+	last  time.Time
+	shape PayloadShape
+
+	exec    *gqlexec.Executor
+	auth    *authority
+	faults  *faultState
+	stats   *statsState
+	hooks   *sender
+	handler http.Handler
+}
+
+// New seeds a model from opts and returns a Sim serving it. It starts no
+// goroutine until a webhook needs a retry or a delayed send.
+func New(opts Options) (*Sim, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("prismaticsim: %w", err)
+	}
+	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: prismcache.Schema()})
+	if err != nil {
+		return nil, fmt.Errorf("prismaticsim: load schema: %w", err)
+	}
+	base := opts.Now().UTC().Truncate(time.Microsecond)
+	s := &Sim{
+		opts:   opts,
+		log:    opts.Logger,
+		m:      seed(opts.Seed, opts.Customers, base),
+		last:   base,
+		shape:  opts.ConnectionPayload,
+		auth:   newAuthority(opts),
+		faults: newFaultState(opts.Seed, opts.Faults),
+		stats:  newStatsState(),
+	}
+	s.auth.subject = s.m.userID
+	s.hooks = newSender(opts, s.faults, s.stats)
+	s.exec, err = gqlexec.New(schema, gqlexec.Config{
+		Resolvers: s.resolvers(),
+		Scalars:   scalars,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prismaticsim: %w", err)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler serves /api, /auth/refresh and /admin/.
+func (s *Sim) Handler() http.Handler { return s.handler }
+
+// Close sends any held-back (reordered) webhook and waits for background
+// deliveries and their retries to finish. Later events are only recorded.
+func (s *Sim) Close() error {
+	s.hooks.close()
+	return nil
+}
+
+// tick returns the timestamp of a new event: the clock's time, truncated to
+// microseconds, or 1µs after the previous event when the clock has not moved
+// past it, so events are strictly ordered. s.mu must be held.
+func (s *Sim) tick() time.Time {
+	t := s.opts.Now().UTC().Truncate(time.Microsecond)
+	if !t.After(s.last) {
+		t = s.last.Add(time.Microsecond)
+	}
+	s.last = t
+	return t
+}
+
+// now is the clock without the bump, for token expiry.
+func (s *Sim) now() time.Time { return s.opts.Now() }
+
+// SetPayloadShape changes the shape of later connection events.
+func (s *Sim) SetPayloadShape(p PayloadShape) error {
+	if !p.valid() {
+		return fmt.Errorf("payload shape %q: %w", p, ErrInvalidValue)
+	}
+	s.mu.Lock()
+	s.shape = p
+	s.mu.Unlock()
+	return nil
+}
+
+// SetWebhookTarget changes where later webhooks go and how they are signed;
+// an empty url means events are only recorded. Deliveries already started
+// keep their target.
+func (s *Sim) SetWebhookTarget(url, secret string) {
+	s.hooks.setTarget(url, secret)
+}
