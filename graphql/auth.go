@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -188,8 +189,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	var secs int64
 	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && fmt.Sprint(secs) == v {
-		if secs < 0 {
-			return 0
+		if secs < 0 || secs > int64(math.MaxInt64/time.Second) {
+			return 0 // negative, or overflows time.Duration
 		}
 		return time.Duration(secs) * time.Second
 	}

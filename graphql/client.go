@@ -76,7 +76,7 @@ func New(opts Options) (*Client, error) {
 		opts.URL = DefaultURL
 	}
 	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("prismatic url %q: want http(s)://host", opts.URL)
 	}
 	base := strings.TrimRight(u.String(), "/")
@@ -132,7 +132,11 @@ func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 	if err != nil {
 		return &Error{Op: req.OpName, Kind: Invalid, Message: "encode request: " + err.Error()}
 	}
+	data := resp.Data
 	for attempt := 0; ; attempt++ {
+		// A refused first attempt may have left errors in resp and, with
+		// "data": null, replaced the caller's data pointer.
+		resp.Data, resp.Errors, resp.Extensions = data, nil, nil
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
 			return err
@@ -183,6 +187,11 @@ func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gq
 		if httpResp.StatusCode == http.StatusServiceUnavailable && e.RetryAfter > 0 {
 			e.Kind = RateLimited
 		}
+		if tok != "" {
+			// Redact before errorsMessage cuts the body: a cut token would
+			// escape scrub.
+			raw = bytes.ReplaceAll(raw, []byte(tok), []byte("[redacted]"))
+		}
 		e.Message = errorsMessage(raw)
 		if e.Message == "" {
 			e.Message = http.StatusText(httpResp.StatusCode)
@@ -196,10 +205,20 @@ func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gq
 		msg := resp.Errors.Error()
 		return &Error{Op: op, Kind: classifyMessage(msg), Status: httpResp.StatusCode, Message: msg}
 	}
-	if resp.Data == nil {
+	if resp.Data == nil || !hasData(raw) {
 		return &Error{Op: op, Kind: Invalid, Status: httpResp.StatusCode, Message: "answer has no data"}
 	}
 	return nil
+}
+
+// hasData reports whether raw has a non-null "data" member. Decoding into
+// resp leaves a caller's resp.Data untouched when the member is missing, so
+// resp.Data alone cannot tell.
+func hasData(raw []byte) bool {
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	return json.Unmarshal(raw, &env) == nil && len(env.Data) > 0 && string(env.Data) != "null"
 }
 
 // errorsMessage extracts the messages of a GraphQL error body, or a short

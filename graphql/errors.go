@@ -70,6 +70,11 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "HTTP %d: ", e.Status)
 	}
 	b.WriteString(e.Message)
+	if e.Err != nil && e.Kind == Transient {
+		// Transport failures: the cause (refused, reset, DNS) is what an
+		// operator needs. Request URLs carry no token.
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
 	return b.String()
 }
 

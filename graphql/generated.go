@@ -695,6 +695,56 @@ func (v *InstanceHead) GetLastDeployedAt() *time.Time { return v.LastDeployedAt 
 // GetUpdatedAt returns InstanceHead.UpdatedAt, and is useful for accessing the field via an interface.
 func (v *InstanceHead) GetUpdatedAt() time.Time { return v.UpdatedAt }
 
+// ListCustomerInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
+type ListCustomerInstancesInstancesInstanceConnection struct {
+	Nodes    []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
+	PageInfo ListCustomerInstancesInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
+}
+
+// GetNodes returns ListCustomerInstancesInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance {
+	return v.Nodes
+}
+
+// GetPageInfo returns ListCustomerInstancesInstancesInstanceConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesInstancesInstanceConnection) GetPageInfo() ListCustomerInstancesInstancesInstanceConnectionPageInfo {
+	return v.PageInfo
+}
+
+// ListCustomerInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
+type ListCustomerInstancesInstancesInstanceConnectionNodesInstance struct {
+	Id string `json:"id"`
+}
+
+// GetId returns ListCustomerInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
+
+// ListCustomerInstancesInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type ListCustomerInstancesInstancesInstanceConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns ListCustomerInstancesInstancesInstanceConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesInstancesInstanceConnectionPageInfo) GetHasNextPage() bool {
+	return v.HasNextPage
+}
+
+// GetEndCursor returns ListCustomerInstancesInstancesInstanceConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesInstancesInstanceConnectionPageInfo) GetEndCursor() *string {
+	return v.EndCursor
+}
+
+// ListCustomerInstancesResponse is returned by ListCustomerInstances on success.
+type ListCustomerInstancesResponse struct {
+	Instances ListCustomerInstancesInstancesInstanceConnection `json:"instances"`
+}
+
+// GetInstances returns ListCustomerInstancesResponse.Instances, and is useful for accessing the field via an interface.
+func (v *ListCustomerInstancesResponse) GetInstances() ListCustomerInstancesInstancesInstanceConnection {
+	return v.Instances
+}
+
 // ListInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListInstancesInstancesInstanceConnection struct {
 	Nodes      []*ListInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
@@ -916,6 +966,22 @@ func (v *__GetInstanceInput) GetId() string { return v.Id }
 
 // GetFirst returns __GetInstanceInput.First, and is useful for accessing the field via an interface.
 func (v *__GetInstanceInput) GetFirst() int { return v.First }
+
+// __ListCustomerInstancesInput is used internally by genqlient
+type __ListCustomerInstancesInput struct {
+	Customer string  `json:"customer"`
+	First    int     `json:"first"`
+	After    *string `json:"after"`
+}
+
+// GetCustomer returns __ListCustomerInstancesInput.Customer, and is useful for accessing the field via an interface.
+func (v *__ListCustomerInstancesInput) GetCustomer() string { return v.Customer }
+
+// GetFirst returns __ListCustomerInstancesInput.First, and is useful for accessing the field via an interface.
+func (v *__ListCustomerInstancesInput) GetFirst() int { return v.First }
+
+// GetAfter returns __ListCustomerInstancesInput.After, and is useful for accessing the field via an interface.
+func (v *__ListCustomerInstancesInput) GetAfter() *string { return v.After }
 
 // __ListInstancesInput is used internally by genqlient
 type __ListInstancesInput struct {
@@ -1143,6 +1209,53 @@ func GetInstanceConfigPage(
 	}
 
 	data_ = &GetInstanceConfigPageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by ListCustomerInstances.
+const ListCustomerInstances_Operation = `
+query ListCustomerInstances ($customer: ID!, $first: Int!, $after: String) {
+	instances(isSystem: false, customer: $customer, first: $first, after: $after) {
+		nodes {
+			id
+		}
+		pageInfo {
+			hasNextPage
+			endCursor
+		}
+	}
+}
+`
+
+// ListCustomerInstances lists the ids of one customer's instances, 100 a
+// page; a customer.updated event refetches them so that their customer
+// fields and lookup rows follow the change.
+func ListCustomerInstances(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	customer string,
+	first int,
+	after *string,
+) (data_ *ListCustomerInstancesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "ListCustomerInstances",
+		Query:  ListCustomerInstances_Operation,
+		Variables: &__ListCustomerInstancesInput{
+			Customer: customer,
+			First:    first,
+			After:    after,
+		},
+	}
+
+	data_ = &ListCustomerInstancesResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

@@ -88,9 +88,10 @@ func (c *Client) InstancesUsingCustomerConfigVariable(ctx context.Context, id st
 }
 
 // InstancesUsingScopedConfigVariable returns the ids of the instances that use
-// any customer connection made from the org-level connection id.
+// any customer connection made from the org-level connection id, each once.
 func (c *Client) InstancesUsingScopedConfigVariable(ctx context.Context, id string) ([]string, error) {
 	var ids []string
+	seen := map[string]bool{}
 	var cursor *string
 	for pages := 0; ; pages++ {
 		resp, err := ScopedConfigVariableCustomerVariables(ctx, c, id, PageSize, cursor)
@@ -106,13 +107,44 @@ func (c *Client) InstancesUsingScopedConfigVariable(ctx context.Context, id stri
 			if err != nil {
 				return nil, fmt.Errorf("customer connection %s: %w", n.Id, err)
 			}
-			ids = append(ids, got...)
+			for _, g := range got {
+				if !seen[g] {
+					seen[g] = true
+					ids = append(ids, g)
+				}
+			}
 		}
 		if !conn.PageInfo.HasNextPage {
 			return ids, nil
 		}
 		if conn.PageInfo.EndCursor == nil || (cursor != nil && *conn.PageInfo.EndCursor == *cursor) || pages > 1000 {
 			return nil, &Error{Op: "ScopedConfigVariableCustomerVariables", Kind: Invalid, Message: "hasNextPage is true but endCursor does not move"}
+		}
+		cursor = conn.PageInfo.EndCursor
+	}
+}
+
+// CustomerInstances returns the ids of every instance of the customer with
+// global id customerID (system instances excluded).
+func (c *Client) CustomerInstances(ctx context.Context, customerID string) ([]string, error) {
+	var ids []string
+	var cursor *string
+	for pages := 0; ; pages++ {
+		resp, err := ListCustomerInstances(ctx, c, customerID, PageSize, cursor)
+		if err != nil {
+			return nil, err
+		}
+		conn := resp.Instances
+		for _, n := range conn.Nodes {
+			if n != nil {
+				ids = append(ids, n.Id)
+			}
+		}
+		if !conn.PageInfo.HasNextPage {
+			return ids, nil
+		}
+		if conn.PageInfo.EndCursor == nil || (cursor != nil && *conn.PageInfo.EndCursor == *cursor) || pages > 1000 {
+			return nil, &Error{Op: "ListCustomerInstances", Kind: Invalid, Message: "hasNextPage is true but endCursor does not move"}
 		}
 		cursor = conn.PageInfo.EndCursor
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -84,11 +85,16 @@ const MaxTypeLength = 128
 // signed, the body is). received stands in for a missing timestamp.
 func Parse(headerType string, body []byte, received time.Time) (Event, error) {
 	var p payload
+	// Decode takes null for an empty object; only an object will do.
+	if rest := bytes.TrimLeft(body, " \t\r\n"); len(rest) == 0 || rest[0] != '{' {
+		return Event{}, fmt.Errorf("%w: body is not a JSON object", ErrInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&p); err != nil {
 		return Event{}, fmt.Errorf("%w: body is not a JSON object: %v", ErrInvalid, err)
 	}
-	if dec.More() {
+	// More would report a stray '}' or ']' as the end of the input.
+	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
 	}
 	var ev Event
