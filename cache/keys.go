@@ -45,9 +45,13 @@ func (k Keys) ConfigVariable(id string) string { return k.prefix + "configvar:{"
 // Events is the pub/sub channel on which every change is published.
 func (k Keys) Events() string { return k.prefix + "events" }
 
-// SyncMarker is written after the first complete sync. Its absence tells the
-// daemon that Redis was flushed or replaced and must be repopulated.
+// SyncMarker is a hash whose field "at" is written after a complete sync.
+// Its absence tells the daemon that Redis was flushed or replaced and must be
+// repopulated; a pass in progress keeps its token in the field "pass".
 func (k Keys) SyncMarker() string { return k.prefix + "synced" }
+
+// ReconcileLease is held by the one replica whose reconciler is running.
+func (k Keys) ReconcileLease() string { return k.prefix + "reconcile:lease" }
 
 // Dedup records a webhook body that was already applied.
 func (k Keys) Dedup(sum string) string { return k.prefix + "dedup:{" + sum + "}" }

@@ -272,22 +272,55 @@ func (s *Store) InstanceForConfigVariable(ctx context.Context, cvID string) (str
 	return id, nil
 }
 
-// Synced reports whether the sync marker is present: a full sync has
-// completed against this Redis.
+// Synced reports whether a complete sync has been recorded in this Redis.
 func (s *Store) Synced(ctx context.Context) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.keys.SyncMarker()).Result()
+	ok, err := s.rdb.HExists(ctx, s.keys.SyncMarker(), "at").Result()
 	if err != nil {
 		return false, fmt.Errorf("read sync marker: %w", err)
 	}
-	return n > 0, nil
+	return ok, nil
 }
 
-// MarkSynced writes the sync marker with the time of the completed sync.
-func (s *Store) MarkSynced(ctx context.Context, at time.Time) error {
-	if err := s.rdb.Set(ctx, s.keys.SyncMarker(), at.UTC().Format(time.RFC3339Nano), 0).Err(); err != nil {
+// SyncedAt returns when the last complete sync was recorded (zero if never).
+func (s *Store) SyncedAt(ctx context.Context) (time.Time, error) {
+	v, err := s.rdb.HGet(ctx, s.keys.SyncMarker(), "at").Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read sync marker: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read sync marker: %w", err)
+	}
+	return t, nil
+}
+
+// BeginSync records that a sync pass with this token started.
+func (s *Store) BeginSync(ctx context.Context, token string) error {
+	if err := s.rdb.HSet(ctx, s.keys.SyncMarker(), "pass", token).Err(); err != nil {
 		return fmt.Errorf("write sync marker: %w", err)
 	}
 	return nil
+}
+
+var finishSyncScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'pass') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'pass')
+return 1
+`)
+
+// FinishSync records a complete sync at at, unless the pass that began with
+// token was lost on the way — Redis flushed or replaced mid-pass, or another
+// pass began since — in which case it reports false and writes nothing.
+func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (bool, error) {
+	n, err := finishSyncScript.Run(ctx, s.rdb, []string{s.keys.SyncMarker()}, token, at.UTC().Format(time.RFC3339Nano)).Int()
+	if err != nil {
+		return false, fmt.Errorf("write sync marker: %w", err)
+	}
+	return n == 1, nil
 }
 
 // SeenEvent reports whether a webhook body with this digest was already

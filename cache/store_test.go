@@ -203,11 +203,34 @@ func TestStoreSyncMarkerAndDedup(t *testing.T) {
 		if ok, err := s.Synced(ctx); err != nil || ok {
 			t.Fatalf("Synced on an empty Redis = %v, %v", ok, err)
 		}
-		if err := s.MarkSynced(ctx, time.Now()); err != nil {
+		if err := s.BeginSync(ctx, "pass-1"); err != nil {
 			t.Fatal(err)
 		}
+		if ok, _ := s.Synced(ctx); ok {
+			t.Fatal("a pass that only began counts as synced")
+		}
+		if err := s.BeginSync(ctx, "pass-2"); err != nil { // another pass took over
+			t.Fatal(err)
+		}
+		if done, err := s.FinishSync(ctx, "pass-1", time.Now()); err != nil || done {
+			t.Fatalf("a superseded pass finished: %v, %v", done, err)
+		}
+		if done, err := s.FinishSync(ctx, "pass-2", time.Now()); err != nil || !done {
+			t.Fatalf("FinishSync = %v, %v", done, err)
+		}
 		if ok, _ := s.Synced(ctx); !ok {
-			t.Fatal("marker not seen after MarkSynced")
+			t.Fatal("marker not seen after FinishSync")
+		}
+		// A flush in the middle of a pass: its end must not claim a sync.
+		if err := s.BeginSync(ctx, "pass-3"); err != nil {
+			t.Fatal(err)
+		}
+		b.Client.Del(ctx, s.Keys().SyncMarker())
+		if done, _ := s.FinishSync(ctx, "pass-3", time.Now()); done {
+			t.Fatal("a pass interrupted by a flush recorded a sync")
+		}
+		if ok, _ := s.Synced(ctx); ok {
+			t.Fatal("synced after a flush")
 		}
 		if seen, _ := s.SeenEvent(ctx, "abc"); seen {
 			t.Fatal("an event never marked is seen")

@@ -90,3 +90,11 @@ func newPrefix(t testing.TB) string {
 	}
 	return "prismcache-test:" + hex.EncodeToString(b) + ":"
 }
+
+// Fresh returns the backend under a new key prefix of its own, for a subtest
+// that shares the server (a cluster started once, say).
+func (b Backend) Fresh(t testing.TB) Backend {
+	t.Helper()
+	b.Prefix = newPrefix(t)
+	return b
+}

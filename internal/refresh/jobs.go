@@ -19,12 +19,17 @@ import (
 const (
 	jobPrefix           = "@"
 	connectionJobPrefix = "@conn:"
+	customerJobPrefix   = "@customer:"
 )
 
 // ConnectionJob is the work-set member that finds and queues the instances
 // using connection id (a global id of an InstanceConfigVariable,
 // CustomerConfigVariable or ScopedConfigVariable).
 func ConnectionJob(id string) string { return connectionJobPrefix + id }
+
+// CustomerJob is the work-set member that queues every instance of the
+// customer with global id id.
+func CustomerJob(id string) string { return customerJobPrefix + id }
 
 // IsJob reports whether a work-set member is a job rather than an instance.
 func IsJob(member string) bool { return strings.HasPrefix(member, jobPrefix) }
@@ -34,12 +39,15 @@ type Resolver interface {
 	// ConnectionInstances returns the ids of the instances that use the
 	// connection id; none (and no error) when it resolves to nothing.
 	ConnectionInstances(ctx context.Context, id string) ([]string, error)
+	// CustomerInstances returns the ids of the customer's instances.
+	CustomerInstances(ctx context.Context, customerID string) ([]string, error)
 }
 
 // Lister is the part of the GraphQL client the resolver needs.
 type Lister interface {
 	InstancesUsingCustomerConfigVariable(ctx context.Context, id string) ([]string, bool, error)
 	InstancesUsingScopedConfigVariable(ctx context.Context, id string) ([]string, error)
+	CustomerInstances(ctx context.Context, customerID string) ([]string, error)
 }
 
 // IndexResolver resolves connection ids: an InstanceConfigVariable through
@@ -72,32 +80,49 @@ func (r IndexResolver) ConnectionInstances(ctx context.Context, id string) ([]st
 	return nil, nil
 }
 
+// CustomerInstances implements Resolver.
+func (r IndexResolver) CustomerInstances(ctx context.Context, customerID string) ([]string, error) {
+	return r.API.CustomerInstances(ctx, customerID)
+}
+
 // runJob expands a job into instance ids and queues them.
 func (p *Pool) runJob(ctx context.Context, c Claim) {
 	started := p.opts.Now()
-	id, ok := strings.CutPrefix(c.ID, connectionJobPrefix)
-	if !ok || p.resolver == nil {
+	var (
+		ids  []string
+		err  error
+		what string
+	)
+	connID, isConn := strings.CutPrefix(c.ID, connectionJobPrefix)
+	custID, isCust := strings.CutPrefix(c.ID, customerJobPrefix)
+	switch {
+	case p.resolver == nil || (!isConn && !isCust):
 		p.log.Warn("unknown job in the work set; dropped", "job", c.ID)
 		_ = p.ws.GiveUp(context.WithoutCancel(ctx), c)
 		return
+	case isConn:
+		what = "connection " + connID
+		ids, err = p.resolver.ConnectionInstances(ctx, connID)
+	default:
+		what = "customer " + custID
+		ids, err = p.resolver.CustomerInstances(ctx, custID)
 	}
-	ids, err := p.resolver.ConnectionInstances(ctx, id)
 	if err == nil && len(ids) > 0 {
 		err = p.ws.Add(ctx, time.Time{}, ids...)
 	}
 	if err != nil {
-		p.failed(ctx, c, fmt.Errorf("resolve connection %s: %w", id, err), started)
+		p.failed(ctx, c, fmt.Errorf("resolve %s: %w", what, err), started)
 		return
 	}
 	fin := context.WithoutCancel(ctx)
 	if _, derr := p.ws.Done(fin, c); derr != nil && !errors.Is(derr, ErrLeaseLost) {
 		p.log.Warn("finish work", "job", c.ID, "err", derr)
 	}
-	res := Result{ID: c.ID, OK: true}
+	res := Result{ID: c.ID, OK: true, Started: started}
 	if len(ids) == 0 {
-		res.Skip = "connection resolves to no instance"
+		res.Skip = what + " resolves to no instance"
 	}
-	p.log.Info("resolve connection", "connection", id, "instances", len(ids), "took", p.opts.Now().Sub(started).Round(time.Millisecond))
+	p.log.Info("resolve", "job", what, "instances", len(ids), "took", p.opts.Now().Sub(started).Round(time.Millisecond))
 	p.publish(fin, res)
 }
 

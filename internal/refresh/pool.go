@@ -266,6 +266,7 @@ func (p *Pool) run(c Claim) {
 		return
 	}
 	res, werr := p.write(ctx, c.ID, doc, started)
+	res.Started = started
 	if werr != nil {
 		p.failed(ctx, c, werr, started)
 		return
@@ -324,7 +325,7 @@ func (p *Pool) failed(ctx context.Context, c Claim, err error, started time.Time
 		return
 	}
 	attempts := c.Attempts + 1
-	res := Result{ID: c.ID, Error: err.Error()}
+	res := Result{ID: c.ID, Error: err.Error(), Started: started}
 	if graphql.Retryable(err) && attempts < p.opts.MaxAttempts {
 		delay := p.backoff(attempts, graphql.RetryAfter(err))
 		res.Retrying = true

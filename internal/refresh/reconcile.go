@@ -31,11 +31,17 @@ type Reconciler struct {
 	Store *cache.Store
 	Work  *WorkSet
 	Log   *slog.Logger
+	// Force queues every deployed instance, not only those that differ.
+	Force bool
 	// Progress, when set, is called after every page.
 	Progress func(Report)
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
+
+// ErrPassLost: Redis lost the pass's marker mid-pass (flushed or replaced,
+// or another pass began), so the pass does not count as a complete sync.
+var ErrPassLost = errors.New("reconcile: the sync marker changed during the pass (Redis flushed?)")
 
 // Report is what one pass found.
 type Report struct {
@@ -61,10 +67,15 @@ func (r *Reconciler) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// RunOnce makes one full pass.
+// RunOnce makes one full pass. The sync marker is written at its end only
+// if nothing flushed Redis during the pass.
 func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	start := r.now()
 	var rep Report
+	token := newToken()
+	if err := r.Store.BeginSync(ctx, token); err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
 	listed := map[string]struct{}{}
 	cursor := ""
 	for {
@@ -101,8 +112,12 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	if err := r.Store.MarkSynced(ctx, r.now()); err != nil {
+	done, err := r.Store.FinishSync(ctx, token, r.now())
+	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	if !done {
+		return rep, ErrPassLost
 	}
 	rep.Took = r.now().Sub(start)
 	r.log().Info("reconcile", "pages", rep.Pages, "listed", rep.Listed, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
@@ -128,9 +143,15 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 		if in.DeployedVersion == 0 {
 			continue // never deployed: nothing to cache
 		}
+		if r.Force {
+			due = append(due, in.ID)
+			continue
+		}
 		vals := cmds[i].Val()
 		if len(vals) != 3 || vals[2] == nil {
-			due = append(due, in.ID)
+			if !in.NeedsDeploy { // with changes pending, the API cannot show what is deployed
+				due = append(due, in.ID)
+			}
 			continue
 		}
 		ver, _ := vals[0].(string)

@@ -3,9 +3,11 @@ package refresh
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,6 +30,9 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Retrying is true when the id is queued again after this failure.
 	Retrying bool `json:"retrying,omitempty"`
+	// Started is when the run began, so a waiter can tell a run that began
+	// after its request from one that was already in flight.
+	Started time.Time `json:"started"`
 }
 
 // Waiters lets callers wait for the next result of an id, whichever replica
@@ -119,4 +124,38 @@ func publishResult(ctx context.Context, rdb redis.UniversalClient, keys cache.Ke
 		return err
 	}
 	return rdb.Publish(ctx, keys.WorkResults(), b).Err()
+}
+
+// Requester queues refreshes and waits for their outcome. Its zero value is
+// not usable; fill both fields.
+type Requester struct {
+	Work    *WorkSet
+	Waiters *Waiters
+}
+
+// ErrNoResult: no run of the id finished before the context ended; the id
+// stays queued.
+var ErrNoResult = errors.New("no result yet")
+
+// Refresh queues id through the work set — the one path every refresh takes —
+// and waits for the first run that began after the request. A failed run
+// that will be retried is returned as it is (Retrying set).
+func (r Requester) Refresh(ctx context.Context, id string) (Result, error) {
+	results, cancel := r.Waiters.Register(id)
+	defer cancel()
+	asked := r.Work.now().Add(-time.Millisecond)
+	if err := r.Work.Add(ctx, time.Time{}, id); err != nil {
+		return Result{}, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("refresh %s: %w", id, ErrNoResult)
+		case res := <-results:
+			if res.Started.Before(asked) {
+				continue // a run that was already in flight; ours follows it
+			}
+			return res, nil
+		}
+	}
 }
