@@ -34,9 +34,13 @@ type Config struct {
 	PrismaticTimeout      time.Duration
 	PrismaticRate         float64
 
-	Workers      int
-	MaxAttempts  int
-	TombstoneTTL time.Duration
+	Workers        int
+	MaxAttempts    int
+	TombstoneTTL   time.Duration
+	ResyncInterval time.Duration
+	WorkLease      time.Duration
+
+	AdminToken string
 
 	LogLevel string
 }
@@ -55,6 +59,8 @@ func Default() Config {
 		Workers:          8,
 		MaxAttempts:      6,
 		TombstoneTTL:     cache.DefaultTombstoneTTL,
+		ResyncInterval:   15 * time.Minute,
+		WorkLease:        60 * time.Second,
 		LogLevel:         "info",
 	}
 }
@@ -62,7 +68,7 @@ func Default() Config {
 func (c *Config) settings() []setting {
 	return []setting{
 		{"listen", "PRISMCACHE_LISTEN", "address the HTTP server listens on", stringValue{&c.Listen}, false},
-		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in (redis:// or rediss://)", stringValue{&c.RedisURL}, true},
+		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in: redis://, rediss://, redis-cluster://h:p,h:p or redis-sentinel://h:p,h:p/master", stringValue{&c.RedisURL}, true},
 		{"redis-prefix", "PRISMCACHE_REDIS_PREFIX", "prefix of every Redis key", stringValue{&c.RedisPrefix}, false},
 		{"webhook-secret", "PRISMCACHE_WEBHOOK_SECRET", "webhook signing secret; several, comma-separated, during a rotation", listValue{&c.WebhookSecrets}, true},
 		{"insecure-skip-signature", "PRISMCACHE_INSECURE_SKIP_SIGNATURE", "accept unsigned webhooks (never in production)", boolValue{&c.InsecureSkipSignature}, false},
@@ -79,6 +85,9 @@ func (c *Config) settings() []setting {
 		{"workers", "PRISMCACHE_WORKERS", "fetches run at once by this process", intValue{&c.Workers}, false},
 		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before it is marked stale with last_error", intValue{&c.MaxAttempts}, false},
 		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false},
+		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken}, true},
+		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it", durationValue{&c.WorkLease}, false},
+		{"resync-interval", "PRISMCACHE_RESYNC_INTERVAL", "how often every instance is compared with Prismatic (±10% jitter)", durationValue{&c.ResyncInterval}, false},
 		{"log-level", "PRISMCACHE_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}, false},
 	}
 }
@@ -117,8 +126,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", c.Listen, "want host:port, e.g. 127.0.0.1:8080")
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		bad("redis-url", redactURL(c.RedisURL), "want redis://[user:password@]host:port[/db] or rediss://…")
+	if u, err := url.Parse(c.RedisURL); err != nil || u.Host == "" || !validRedisScheme(u.Scheme) {
+		bad("redis-url", redactURL(c.RedisURL), "want redis://[user:password@]host:port[/db], rediss://…, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master")
 	}
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} \t\r\n") {
 		bad("redis-prefix", c.RedisPrefix, "want a non-empty prefix without braces or spaces")
@@ -158,8 +167,17 @@ func (c *Config) Validate() error {
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
 		bad("max-attempts", fmt.Sprint(c.MaxAttempts), "want 1 to 100")
 	}
+	if c.WorkLease < 2*time.Second || c.WorkLease > time.Hour {
+		bad("work-lease", c.WorkLease.String(), "want 2s to 1h")
+	}
+	if c.ResyncInterval < 10*time.Second {
+		bad("resync-interval", c.ResyncInterval.String(), "want at least 10s")
+	}
 	if c.TombstoneTTL < time.Minute {
 		bad("tombstone-ttl", c.TombstoneTTL.String(), "want at least 1m")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin-token", "(hidden)", "want at least 16 characters")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -176,6 +194,14 @@ func (c *Config) Actions() (webhook.Actions, error) {
 		return webhook.Actions{}, err
 	}
 	return webhook.NewActions(ov)
+}
+
+func validRedisScheme(s string) bool {
+	switch s {
+	case "redis", "rediss", "redis-cluster", "rediss-cluster", "redis-sentinel", "rediss-sentinel":
+		return true
+	}
+	return false
 }
 
 // redactURL hides a password in a URL.

@@ -1,0 +1,65 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestOpenRedisURLForms(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		check   func(t *testing.T, c redis.UniversalClient)
+		wantErr string
+	}{
+		{url: "redis://127.0.0.1:6379/2", check: func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.Client).Options()
+			if o.Addr != "127.0.0.1:6379" || o.DB != 2 {
+				t.Errorf("options %s db %d", o.Addr, o.DB)
+			}
+		}},
+		{url: "rediss://:pw@redis.example:6380", check: func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.Client).Options()
+			if o.TLSConfig == nil || o.Password != "pw" {
+				t.Errorf("TLS %v password %q", o.TLSConfig, o.Password)
+			}
+		}},
+		{url: "redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000?read_timeout=2s", check: func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.ClusterClient).Options()
+			if strings.Join(o.Addrs, ",") != "10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000" || o.ReadTimeout.String() != "2s" {
+				t.Errorf("cluster addrs %v read timeout %v", o.Addrs, o.ReadTimeout)
+			}
+		}},
+		{url: "rediss-cluster://u:pw@10.0.0.1:7000", check: func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.ClusterClient).Options()
+			if o.TLSConfig == nil || o.Username != "u" || o.Password != "pw" {
+				t.Errorf("cluster TLS %v user %q", o.TLSConfig, o.Username)
+			}
+		}},
+		{url: "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/3?sentinel_password=spw", check: func(t *testing.T, c redis.UniversalClient) {
+			if _, ok := c.(*redis.Client); !ok {
+				t.Errorf("sentinel client is %T", c)
+			}
+		}},
+		{url: "redis-sentinel://10.0.0.1:26379", wantErr: "master name is missing"},
+		{url: "redis-sentinel://10.0.0.1:26379/m/x", wantErr: "is not a number"},
+		{url: "redis-cluster://", wantErr: "at least one host"},
+		{url: "memcached://x:1", wantErr: "want redis, rediss"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			c, err := OpenRedis(tc.url)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tc.check(t, c)
+		})
+	}
+}
