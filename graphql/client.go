@@ -51,6 +51,9 @@ type Options struct {
 	// Observe, when set, is called after every API request with the
 	// operation, how long it took, and its error (nil on success).
 	Observe func(op string, took time.Duration, err error)
+	// ObserveWait, when set, is told how long each request waited for the
+	// Limiter.
+	ObserveWait func(time.Duration)
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -65,6 +68,7 @@ type Client struct {
 	timeout  time.Duration
 	limiter  Limiter
 	observe  func(string, time.Duration, error)
+	wait     func(time.Duration)
 	now      func() time.Time
 }
 
@@ -96,6 +100,7 @@ func New(opts Options) (*Client, error) {
 		timeout:  opts.Timeout,
 		limiter:  opts.Limiter,
 		observe:  opts.Observe,
+		wait:     opts.ObserveWait,
 		now:      opts.Now,
 	}
 	switch {
@@ -152,7 +157,12 @@ func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 
 func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response) error {
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+		start := c.now()
+		err := c.limiter.Wait(ctx)
+		if c.wait != nil {
+			c.wait(c.now().Sub(start))
+		}
+		if err != nil {
 			return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
 		}
 	}

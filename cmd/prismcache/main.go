@@ -48,6 +48,7 @@ func commands() []command {
 		{"serve", "run the daemon", runServe},
 		{"dev", "run everything on this machine: embedded Redis, simulator, daemon", runDev},
 		{"get", "print an instance's cached entry as JSON", runGet},
+		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
 		{"sim", "run the Prismatic simulator alone", runSim},
 		{"version", "print the version", runVersion},
 	}

@@ -10,12 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/metrics"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/webhook"
@@ -25,6 +28,8 @@ import (
 type App struct {
 	// Config must be valid (Config.Validate).
 	Config config.Config
+	// Version is reported in /status and prismcache_build_info.
+	Version string
 	// Log receives the daemon's log lines; discarded if nil.
 	Log *slog.Logger
 	// Redis, when set, is used instead of a client opened from
@@ -34,6 +39,8 @@ type App struct {
 	Listener net.Listener
 	// HTTPClient, when set, carries the GraphQL requests.
 	HTTPClient *http.Client
+	// Registry, when set, receives the metrics (a fresh registry if nil).
+	Registry *prometheus.Registry
 	// OnDelivery and OnResult, when set, are told of every webhook delivery
 	// and every worker run (prismcache dev prints them).
 	OnDelivery func(server.Delivery)
@@ -48,9 +55,14 @@ type App struct {
 	waiters  *refresh.Waiters
 	srv      *server.Server
 	recon    *refresh.Reconciler
+	metrics  *metrics.Metrics
+	health   *health
 
-	bg     sync.WaitGroup
-	cancel context.CancelFunc
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	cancel   context.CancelFunc
+	resyncMu sync.Mutex
+	resyncOn bool
 }
 
 func (a *App) log() *slog.Logger {
@@ -60,8 +72,8 @@ func (a *App) log() *slog.Logger {
 	return a.Log
 }
 
-// Start connects to Redis, starts the workers and the HTTP server, and, when
-// the sync marker is missing, a first full sync in the background.
+// Start connects to Redis, starts the workers, the reconciler and the HTTP
+// server. It returns once the daemon serves.
 func (a *App) Start(ctx context.Context) error {
 	cfg := a.Config
 	if err := cfg.Validate(); err != nil {
@@ -72,6 +84,13 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	log := a.log()
+	if a.Version == "" {
+		a.Version = "dev"
+	}
+	if a.Registry == nil {
+		a.Registry = prometheus.NewRegistry()
+	}
+	a.health = newHealth(time.Now)
 	a.rdb = a.Redis
 	if a.rdb == nil {
 		if a.rdb, err = OpenRedis(cfg.RedisURL); err != nil {
@@ -83,22 +102,38 @@ func (a *App) Start(ctx context.Context) error {
 	defer cancel()
 	if err := a.rdb.Ping(pingCtx).Err(); err != nil {
 		a.closeRedis()
-		return fmt.Errorf("redis does not answer: %w", err)
+		return fmt.Errorf("redis at %s does not answer: %w", redactURL(cfg.RedisURL), err)
 	}
 	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
-	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{})
+	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})
+	a.metrics = metrics.New(a.Registry, a.Version, a.work.Stats)
 	a.api, err = graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout, HTTPClient: a.HTTPClient,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.PrismaticRate), max(1, int(cfg.PrismaticRate))),
+		Observe: func(op string, took time.Duration, err error) {
+			result := "ok"
+			if err != nil {
+				result = graphql.KindOf(err).String()
+			}
+			a.metrics.APIRequest(op, took, result)
+			a.health.apiResult(err)
+		},
+		ObserveWait: a.metrics.LimiterWait,
 	})
 	if err != nil {
 		a.closeRedis()
 		return err
 	}
 	a.pool = refresh.NewPool(a.work, a.store, a.api, refresh.PoolOptions{
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Logger: log, OnResult: a.OnResult,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Logger: log,
 		Resolver: refresh.IndexResolver{Store: a.store, API: a.api},
+		OnResult: func(r refresh.Result) {
+			a.metrics.Result(r)
+			if a.OnResult != nil {
+				a.OnResult(r)
+			}
+		},
 	})
 	a.waiters = refresh.NewWaiters(a.rdb, a.store.Keys(), log)
 	a.recon = &refresh.Reconciler{API: a.api, Store: a.store, Work: a.work, Log: log}
@@ -120,12 +155,28 @@ func (a *App) Start(ctx context.Context) error {
 		MaxBody:         int64(cfg.MaxBody),
 		DedupWindow:     cfg.DedupWindow,
 		TimestampWindow: cfg.TimestampWindow,
-		Observe:         a.OnDelivery,
+		Observe: func(d server.Delivery) {
+			a.metrics.Delivery(d)
+			if a.OnDelivery != nil {
+				a.OnDelivery(d)
+			}
+		},
 	}
 	if !intake.Verifier.Enabled() {
 		log.Warn("webhook signatures are NOT checked (--insecure-skip-signature): anyone who can reach the daemon can change the cache")
 	}
-	a.srv = server.New(server.Options{Intake: intake, Ready: a.ready, Log: log})
+	req := refresh.Requester{Work: a.work, Waiters: a.waiters}
+	admin := &server.Admin{
+		Token: cfg.AdminToken, Store: a.store, Refresh: req.Refresh, Log: log,
+		Queue:  func(ctx context.Context, id string) error { return a.work.Add(ctx, time.Time{}, id) },
+		Resync: a.startResync,
+	}
+	a.srv = server.New(server.Options{
+		Intake: intake, Admin: admin, Log: log,
+		Ready:   a.ready,
+		Status:  a.status,
+		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}),
+	})
 	if a.Listener != nil {
 		a.srv.Serve(a.Listener)
 	} else if err := a.srv.Open(cfg.Listen); err != nil {
@@ -135,49 +186,44 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = bgCancel
+	a.bgCtx, a.cancel = bgCtx, bgCancel
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
-		a.initialSync(bgCtx)
+		a.recon.Run(bgCtx, refresh.LoopOptions{
+			Interval: cfg.ResyncInterval,
+			OnPass: func(rep refresh.Report, err error) {
+				a.metrics.Pass(rep, err)
+				a.health.pass(rep, err)
+			},
+		})
 	}()
-	log.Info("prismcache started", "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix, "prismatic", a.api.Endpoint(), "workers", cfg.Workers)
+	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix,
+		"prismatic", a.api.Endpoint(), "workers", cfg.Workers, "rate", cfg.PrismaticRate)
 	return nil
 }
 
-// initialSync runs a full pass when the sync marker is missing, retrying
-// with backoff until it completes.
-func (a *App) initialSync(ctx context.Context) {
-	delay := time.Second
-	for {
-		synced, err := a.store.Synced(ctx)
-		if err == nil && synced {
-			return
-		}
-		if err == nil {
-			_, err = a.recon.RunOnce(ctx)
-			if err == nil {
-				return
-			}
-		}
-		a.log().Warn("first sync failed; retrying", "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, time.Minute)
+// startResync starts a pass that queues every instance, unless one runs.
+func (a *App) startResync(context.Context) error {
+	a.resyncMu.Lock()
+	defer a.resyncMu.Unlock()
+	if a.resyncOn {
+		return server.ErrBusy
 	}
-}
-
-func (a *App) ready(ctx context.Context) error {
-	synced, err := a.store.Synced(ctx)
-	if err != nil {
-		return errors.New("redis unreachable")
-	}
-	if !synced {
-		return errors.New("never synced: the first full sync has not completed")
-	}
+	a.resyncOn = true
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		defer func() { a.resyncMu.Lock(); a.resyncOn = false; a.resyncMu.Unlock() }()
+		r := *a.recon
+		r.Force = true
+		rep, err := r.RunOnce(a.bgCtx)
+		a.metrics.Pass(rep, err)
+		a.health.pass(rep, err)
+		if err != nil {
+			a.log().Error("resync failed", "err", err)
+		}
+	}()
 	return nil
 }
 

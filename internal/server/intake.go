@@ -184,9 +184,41 @@ func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan
 	case webhook.TargetInstance:
 		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID)
 	case webhook.TargetCustomer:
-		return "customer events are not acted on yet", nil
+		return in.applyCustomer(ctx, ev, plan)
 	}
 	return "", nil
+}
+
+// applyCustomer refreshes or removes a customer's instances. A refresh is a
+// job that lists the customer's instances through the API and queues them
+// (the external id itself may be what changed, so the index cannot be
+// trusted to find them); a delete removes the cached instances the index
+// lists for the external id, checking each entry's customer.
+func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webhook.Plan) (string, error) {
+	if plan.Action == webhook.ActionCustomerRefresh {
+		if plan.CustomerID == "" {
+			return "no customer id in the payload", nil
+		}
+		return "", in.Work.Add(ctx, time.Time{}, refresh.CustomerJob(plan.CustomerID))
+	}
+	if plan.CustomerExternalID == "" {
+		return "no customer external id in the payload", nil
+	}
+	entries, err := in.Store.ByCustomer(ctx, plan.CustomerExternalID)
+	if err != nil {
+		return "", err
+	}
+	removed := 0
+	for _, e := range entries {
+		if plan.CustomerID != "" && e.Doc.Customer.ID != plan.CustomerID {
+			continue
+		}
+		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID); err != nil {
+			return "", err
+		}
+		removed++
+	}
+	return fmt.Sprintf("removed %d instances", removed), nil
 }
 
 // applyInstance decides and writes one instance's effect, deciding again

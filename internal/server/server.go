@@ -23,9 +23,16 @@ const (
 type Options struct {
 	// Intake handles POST /webhooks/prismatic.
 	Intake http.Handler
-	// Ready reports whether the daemon can serve: nil when ready, else why
-	// not. GET /readyz answers 503 with the reason while it is not.
-	Ready func(ctx context.Context) error
+	// Ready reports whether the daemon can serve, its state and why. GET
+	// /readyz answers 200 when ok, else 503, with both in the body.
+	Ready func(ctx context.Context) (ok bool, state, detail string)
+	// Status builds GET /status; admin says whether the caller showed the
+	// admin token (instance ids are shown only then).
+	Status func(ctx context.Context, admin bool) any
+	// Metrics serves GET /metrics.
+	Metrics http.Handler
+	// Admin serves /v1; nil leaves it off.
+	Admin *Admin
 	// Log gets the server's own errors.
 	Log *slog.Logger
 }
@@ -49,12 +56,28 @@ func New(opts Options) *Server {
 	})
 	if opts.Ready != nil {
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-			if err := opts.Ready(r.Context()); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-				return
+			ok, state, detail := opts.Ready(r.Context())
+			status := http.StatusOK
+			if !ok {
+				status = http.StatusServiceUnavailable
 			}
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			writeJSON(w, status, map[string]string{"status": state, "detail": detail})
 		})
+	}
+	if opts.Status != nil {
+		isAdmin := func(*http.Request) bool { return false }
+		if opts.Admin != nil && opts.Admin.Token != "" {
+			isAdmin = opts.Admin.authorized
+		}
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, opts.Status(r.Context(), isAdmin(r)))
+		})
+	}
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Admin != nil {
+		opts.Admin.Register(mux)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
@@ -81,6 +104,12 @@ func (s *Server) Open(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	s.Serve(ln)
+	return nil
+}
+
+// Serve serves on a listener the caller opened, in the background.
+func (s *Server) Serve(ln net.Listener) {
 	s.ln, s.done = ln, make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -88,7 +117,6 @@ func (s *Server) Open(addr string) error {
 			s.err = err
 		}
 	}()
-	return nil
 }
 
 // Addr returns the address the server listens on (useful with port 0).

@@ -1,0 +1,234 @@
+package metrics
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// Metrics holds the daemon's collectors. Build it with New; its methods are
+// safe for concurrent use.
+type Metrics struct {
+	knownEvents map[string]bool
+
+	webhooks        *prometheus.CounterVec
+	webhookDuration *prometheus.HistogramVec
+	fetches         *prometheus.CounterVec
+	fetchDuration   prometheus.Histogram
+	retries         prometheus.Counter
+	apiRequests     *prometheus.CounterVec
+	apiDuration     *prometheus.HistogramVec
+	limiterWait     prometheus.Counter
+	reconciles      *prometheus.CounterVec
+	reconcileTime   prometheus.Histogram
+	reconcileFound  *prometheus.CounterVec
+	entries         *prometheus.GaugeVec
+	oldestFetch     prometheus.Gauge
+	redisErrors     *prometheus.CounterVec
+}
+
+// WorkStats reads the work set for the depth gauges at scrape time.
+type WorkStats func(ctx context.Context) (refresh.Stats, error)
+
+// New registers every metric on reg. version labels prismcache_build_info.
+// work, when set, is read at every scrape for the work-set gauges.
+func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
+	known := map[string]bool{}
+	for typ := range webhook.DefaultActions() {
+		known[typ] = true
+	}
+	m := &Metrics{
+		knownEvents: known,
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_webhooks_total",
+			Help: "Webhook deliveries by event type (known types, else \"other\") and outcome (accepted, ignored, duplicate, rejected, unavailable).",
+		}, []string{"event", "outcome"}),
+		webhookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "prismcache_webhook_duration_seconds",
+			Help:    "Time from a webhook's arrival to its answer, by outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"outcome"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_fetches_total",
+			Help: "Worker runs by outcome: refreshed, stale, deleted (wrote the entry), skipped (nothing to write), retry (failed, queued again), failed (gave up), resolved (a connection or customer job).",
+		}, []string{"outcome"}),
+		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prismcache_fetch_duration_seconds",
+			Help:    "Duration of a worker run: fetching an instance (every page) and writing its entry.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prismcache_fetch_retries_total",
+			Help: "Failed runs queued again with backoff.",
+		}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_graphql_requests_total",
+			Help: "GraphQL requests to Prismatic by operation and result (ok, transient, rate_limited, unauthorized, forbidden, not_found, invalid).",
+		}, []string{"operation", "result"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "prismcache_graphql_request_duration_seconds",
+			Help:    "Duration of GraphQL requests to Prismatic, rate-limiter wait included, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"operation"}),
+		limiterWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prismcache_rate_limiter_wait_seconds_total",
+			Help: "Time requests spent waiting for the GraphQL rate limiter (--prismatic-rate).",
+		}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_reconcile_runs_total",
+			Help: "Reconcile passes this replica ran, by result (ok, failed).",
+		}, []string{"result"}),
+		reconcileTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "prismcache_reconcile_duration_seconds",
+			Help:    "Duration of a reconcile pass.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
+		}),
+		reconcileFound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_reconcile_instances_total",
+			Help: "What reconcile passes found: listed, queued (missing or different in the cache), removed (gone from Prismatic).",
+		}, []string{"found"}),
+		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prismcache_entries",
+			Help: "Cached entries by state (fresh, stale, error) as of the last reconcile pass on this replica.",
+		}, []string{"state"}),
+		oldestFetch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "prismcache_oldest_entry_age_seconds",
+			Help: "Age of the least recently fetched entry, as of the last reconcile pass on this replica.",
+		}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_redis_errors_total",
+			Help: "Redis operations that failed, by component (intake, worker, reconcile, admin).",
+		}, []string{"component"}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "prismcache_build_info",
+		Help: "Always 1; labels say which build runs.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(m.webhooks, m.webhookDuration, m.fetches, m.fetchDuration, m.retries, m.apiRequests, m.apiDuration,
+		m.limiterWait, m.reconciles, m.reconcileTime, m.reconcileFound, m.entries, m.oldestFetch, m.redisErrors, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if work != nil {
+		reg.MustRegister(&workCollector{stats: work})
+	}
+	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "unavailable"} {
+		m.webhooks.WithLabelValues("other", o)
+	}
+	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "failed", "resolved"} {
+		m.fetches.WithLabelValues(o)
+	}
+	for _, s := range []string{"fresh", "stale", "error"} {
+		m.entries.WithLabelValues(s)
+	}
+	return m
+}
+
+// Delivery records one webhook delivery (server.Intake.Observe).
+func (m *Metrics) Delivery(d server.Delivery) {
+	event := d.Event
+	if !m.knownEvents[event] {
+		event = "other"
+	}
+	m.webhooks.WithLabelValues(event, d.Outcome).Inc()
+	m.webhookDuration.WithLabelValues(d.Outcome).Observe(d.Took.Seconds())
+	if d.Outcome == "unavailable" {
+		m.redisErrors.WithLabelValues("intake").Inc()
+	}
+}
+
+// Result records one worker run (refresh.PoolOptions.OnResult).
+func (m *Metrics) Result(r refresh.Result) {
+	var outcome string
+	switch {
+	case refresh.IsJob(r.ID) && r.Error == "":
+		outcome = "resolved"
+	case r.Error != "" && r.Retrying:
+		outcome = "retry"
+		m.retries.Inc()
+	case r.Error != "":
+		outcome = "failed"
+	case r.Change != "":
+		outcome = string(r.Change)
+	default:
+		outcome = "skipped"
+	}
+	m.fetches.WithLabelValues(outcome).Inc()
+	if r.Took > 0 {
+		m.fetchDuration.Observe(r.Took.Seconds())
+	}
+}
+
+// APIRequest records one GraphQL request (graphql.Options.Observe).
+func (m *Metrics) APIRequest(op string, took time.Duration, result string) {
+	m.apiRequests.WithLabelValues(op, result).Inc()
+	m.apiDuration.WithLabelValues(op).Observe(took.Seconds())
+}
+
+// LimiterWait records time spent waiting for the rate limiter.
+func (m *Metrics) LimiterWait(d time.Duration) { m.limiterWait.Add(d.Seconds()) }
+
+// Pass records one reconcile pass (refresh.LoopOptions.OnPass).
+func (m *Metrics) Pass(rep refresh.Report, err error) {
+	if err != nil {
+		m.reconciles.WithLabelValues("failed").Inc()
+		return
+	}
+	m.reconciles.WithLabelValues("ok").Inc()
+	m.reconcileTime.Observe(rep.Took.Seconds())
+	m.reconcileFound.WithLabelValues("listed").Add(float64(rep.Listed))
+	m.reconcileFound.WithLabelValues("queued").Add(float64(rep.Queued))
+	m.reconcileFound.WithLabelValues("removed").Add(float64(rep.Removed))
+	m.entries.WithLabelValues("fresh").Set(float64(rep.Fresh))
+	m.entries.WithLabelValues("stale").Set(float64(rep.Stale))
+	m.entries.WithLabelValues("error").Set(float64(rep.Errors))
+	if !rep.OldestFetch.IsZero() {
+		m.oldestFetch.Set(time.Since(rep.OldestFetch).Seconds())
+	}
+}
+
+// RedisError counts a failed Redis operation of a component.
+func (m *Metrics) RedisError(component string) { m.redisErrors.WithLabelValues(component).Inc() }
+
+// workCollector reads the work set at scrape time.
+type workCollector struct {
+	stats WorkStats
+}
+
+var (
+	workQueuedDesc = prometheus.NewDesc("prismcache_work_queued", "Instances (and jobs) queued in the work set, due now or later.", nil, nil)
+	workDueDesc    = prometheus.NewDesc("prismcache_work_due", "Queued work that is due now.", nil, nil)
+	workLeasedDesc = prometheus.NewDesc("prismcache_work_in_flight", "Work claimed by a worker of any replica.", nil, nil)
+	workAgeDesc    = prometheus.NewDesc("prismcache_work_oldest_due_age_seconds", "How long the oldest due item has been waiting (0 when none is due).", nil, nil)
+)
+
+func (c *workCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workQueuedDesc
+	ch <- workDueDesc
+	ch <- workLeasedDesc
+	ch <- workAgeDesc
+}
+
+func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := c.stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(workQueuedDesc, err)
+		return
+	}
+	age := 0.0
+	if s.Due > 0 && !s.OldestDue.IsZero() {
+		age = max(0, time.Since(s.OldestDue).Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(workQueuedDesc, prometheus.GaugeValue, float64(s.Queued))
+	ch <- prometheus.MustNewConstMetric(workDueDesc, prometheus.GaugeValue, float64(s.Due))
+	ch <- prometheus.MustNewConstMetric(workLeasedDesc, prometheus.GaugeValue, float64(s.Leased))
+	ch <- prometheus.MustNewConstMetric(workAgeDesc, prometheus.GaugeValue, age)
+}
