@@ -34,7 +34,7 @@ lint: ## gofmt, go vet, and a check that generated code matches its sources
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) generate ./...
-	@if [ -n "$$(git status --porcelain -- graphql)" ]; then echo "generated code is out of date: run make generate and commit it"; git status --porcelain -- graphql; git diff --stat -- graphql; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- graphql/generated.go)" ]; then echo "graphql/generated.go does not match schema.graphql and graphql/operations: run make generate and commit it"; git diff --stat -- graphql/generated.go; exit 1; fi
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

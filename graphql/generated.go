@@ -768,6 +768,7 @@ func (v *ListInstancesInstancesInstanceConnection) GetTotalCount() int { return 
 // ListInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
 type ListInstancesInstancesInstanceConnectionNodesInstance struct {
 	Id              string                                                        `json:"id"`
+	Enabled         bool                                                          `json:"enabled"`
 	DeployedVersion int                                                           `json:"deployedVersion"`
 	LastDeployedAt  *time.Time                                                    `json:"lastDeployedAt"`
 	NeedsDeploy     bool                                                          `json:"needsDeploy"`
@@ -777,6 +778,9 @@ type ListInstancesInstancesInstanceConnectionNodesInstance struct {
 
 // GetId returns ListInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
+
+// GetEnabled returns ListInstancesInstancesInstanceConnectionNodesInstance.Enabled, and is useful for accessing the field via an interface.
+func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetEnabled() bool { return v.Enabled }
 
 // GetDeployedVersion returns ListInstancesInstancesInstanceConnectionNodesInstance.DeployedVersion, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetDeployedVersion() int {
@@ -1273,6 +1277,7 @@ query ListInstances ($first: Int!, $after: String) {
 	instances(isSystem: false, first: $first, after: $after, sortBy: [{field:CREATED_AT,direction:ASC}]) {
 		nodes {
 			id
+			enabled
 			deployedVersion
 			lastDeployedAt
 			needsDeploy

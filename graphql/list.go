@@ -10,6 +10,7 @@ import (
 // with the cache.
 type InstanceSummary struct {
 	ID                 string
+	Enabled            bool
 	DeployedVersion    int
 	LastDeployedAt     *time.Time
 	NeedsDeploy        bool
@@ -41,7 +42,7 @@ func (c *Client) ListInstances(ctx context.Context, after string) (ListPage, err
 		if n == nil {
 			continue
 		}
-		s := InstanceSummary{ID: n.Id, DeployedVersion: n.DeployedVersion, LastDeployedAt: n.LastDeployedAt,
+		s := InstanceSummary{ID: n.Id, Enabled: n.Enabled, DeployedVersion: n.DeployedVersion, LastDeployedAt: n.LastDeployedAt,
 			NeedsDeploy: n.NeedsDeploy, UpdatedAt: n.UpdatedAt}
 		if n.Customer.ExternalId != nil {
 			s.CustomerExternalID = *n.Customer.ExternalId

@@ -397,6 +397,9 @@ func (p *Pool) keepLease(ctx context.Context, cancel context.CancelFunc, c Claim
 }
 
 func (p *Pool) publish(ctx context.Context, r Result) {
+	if !r.Started.IsZero() {
+		r.Took = p.opts.Now().Sub(r.Started)
+	}
 	if err := publishResult(ctx, p.store.Client(), p.store.Keys(), r); err != nil {
 		p.log.Warn("publish result", "id", r.ID, "err", err)
 	}

@@ -23,8 +23,8 @@ type InstanceLister interface {
 }
 
 // Reconciler compares every instance Prismatic has with the cache: it queues
-// the instances that are missing or whose deployedVersion or lastDeployedAt
-// differ, and after a complete listing removes the cached instances Prismatic
+// the instances that are missing or whose deployedVersion, lastDeployedAt or
+// enabled flag differ, and after a complete listing removes the cached instances Prismatic
 // no longer has. It writes the sync marker at the end of a complete pass.
 type Reconciler struct {
 	API   InstanceLister
@@ -51,6 +51,36 @@ type Report struct {
 	Queued  int
 	Removed int
 	Took    time.Duration
+
+	// The cached entries of the listed instances by state: Errors have a
+	// last_error, Stale are stale without one, Fresh the rest.
+	Fresh, Stale, Errors int
+	// OldestFetch is the fetched_at of the least recently fetched entry.
+	OldestFetch time.Time
+	// OldestStaleID has been stale the longest, since OldestStaleSince.
+	OldestStaleID    string
+	OldestStaleSince time.Time
+}
+
+// count classifies one cached entry into the report's tallies.
+func (rep *Report) count(id string, f []any) {
+	str := func(i int) string { s, _ := f[i].(string); return s }
+	switch {
+	case str(0) != "":
+		rep.Errors++
+	case str(1) == "1":
+		rep.Stale++
+	default:
+		rep.Fresh++
+	}
+	if t, err := time.Parse(time.RFC3339Nano, str(2)); err == nil && (rep.OldestFetch.IsZero() || t.Before(rep.OldestFetch)) {
+		rep.OldestFetch = t
+	}
+	if str(1) == "1" {
+		if t, err := time.Parse(time.RFC3339Nano, str(3)); err == nil && (rep.OldestStaleSince.IsZero() || t.Before(rep.OldestStaleSince)) {
+			rep.OldestStaleID, rep.OldestStaleSince = id, t
+		}
+	}
 }
 
 func (r *Reconciler) now() time.Time {
@@ -90,7 +120,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		for _, in := range page.Instances {
 			listed[in.ID] = struct{}{}
 		}
-		due, err := r.differing(ctx, page.Instances)
+		due, err := r.differing(ctx, page.Instances, &rep)
 		if err != nil {
 			return rep, err
 		}
@@ -125,13 +155,14 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 }
 
 // differing returns the deployed instances of a page whose cached entry is
-// missing or holds another deployedVersion or lastDeployedAt.
-func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary) ([]string, error) {
+// missing or holds another deployedVersion, lastDeployedAt or enabled flag.
+func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary, rep *Report) ([]string, error) {
 	keys := r.Store.Keys()
 	pipe := r.Store.Client().Pipeline()
 	cmds := make([]*redis.SliceCmd, len(page))
 	for i, in := range page {
-		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldDoc)
+		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldEnabled,
+			cache.FieldLastError, cache.FieldStale, cache.FieldFetchedAt, cache.FieldStaleSince, cache.FieldDoc)
 	}
 	if len(page) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -148,14 +179,16 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 			continue
 		}
 		vals := cmds[i].Val()
-		if len(vals) != 3 || vals[2] == nil {
+		if len(vals) != 8 || vals[7] == nil {
 			if !in.NeedsDeploy { // with changes pending, the API cannot show what is deployed
 				due = append(due, in.ID)
 			}
 			continue
 		}
+		rep.count(in.ID, vals[3:7])
 		ver, _ := vals[0].(string)
-		if ver != strconv.Itoa(in.DeployedVersion) {
+		enabled, _ := vals[2].(string)
+		if ver != strconv.Itoa(in.DeployedVersion) || (enabled == "1") != in.Enabled {
 			due = append(due, in.ID)
 			continue
 		}

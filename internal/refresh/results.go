@@ -33,6 +33,8 @@ type Result struct {
 	// Started is when the run began, so a waiter can tell a run that began
 	// after its request from one that was already in flight.
 	Started time.Time `json:"started"`
+	// Took is how long the run lasted.
+	Took time.Duration `json:"took,omitempty"`
 }
 
 // Waiters lets callers wait for the next result of an id, whichever replica
