@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RACE := $(shell CGO_ENABLED=1 $(GO) env CC >/dev/null 2>&1 && command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null 2>&1 && echo -race)
 export CGO_ENABLED := $(if $(RACE),1,$(shell $(GO) env CGO_ENABLED))
 
-.PHONY: help build run test generate lint bench fuzz clean
+.PHONY: help build run test generate lint bench fuzz chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench: ## run the benchmarks
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/
+
+chaos: ## two daemon replicas, a real Redis and a faulty simulator; kills, a flush; checks convergence (needs redis-server)
+	$(GO) test -tags chaos -count=1 -v -timeout 15m ./internal/chaos/
 
 clean: ## remove build output
 	rm -rf bin

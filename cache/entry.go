@@ -37,6 +37,11 @@ const (
 	// StaleFetchFailed: fetching the instance failed past the retry limit; the
 	// entry keeps its data and last_error says why.
 	StaleFetchFailed = "fetch_failed"
+	// StaleUndeployed: the instance was first fetched while it had undeployed
+	// changes (after a flush, say), when the API cannot show the deployed
+	// values; the doc holds Prismatic's stored config, some of which may not
+	// be live yet. The next deploy makes the entry fresh.
+	StaleUndeployed = "undeployed_config"
 )
 
 // Doc is the JSON document in an entry's doc field: the instance as it was

@@ -16,7 +16,7 @@ import (
 const (
 	DefaultResyncInterval = 15 * time.Minute
 	DefaultMarkerCheck    = 10 * time.Second
-	DefaultReconcileLease = 2 * time.Minute
+	DefaultReconcileLease = 30 * time.Second
 )
 
 // LoopOptions configure Reconciler.Run; zero values mean the defaults.

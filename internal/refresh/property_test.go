@@ -256,9 +256,6 @@ func (w *world) check(seed uint64) {
 		}
 		e := st.Entry
 		if e.Doc == nil {
-			if m.needsDeploy {
-				continue // every fetch saw undeployed changes: nothing deployed to cache yet
-			}
 			fail("deployed in Prismatic but not cached")
 		}
 		if e.Enabled != m.enabled || e.Doc.Enabled != m.enabled {
@@ -273,7 +270,10 @@ func (w *world) check(seed uint64) {
 		if !m.needsDeploy && (e.Stale || e.DeployedVersion != m.version) {
 			fail("stale=%v version %d; Prismatic is deployed at %d with nothing pending", e.Stale, e.DeployedVersion, m.version)
 		}
-		if e.DeployedVersion == m.version {
+		if e.StaleReason == cache.StaleUndeployed && !m.needsDeploy {
+			fail("labelled undeployed_config but Prismatic has nothing pending")
+		}
+		if e.DeployedVersion == m.version && e.StaleReason != cache.StaleUndeployed {
 			for k, v := range m.deployed {
 				if got := e.Doc.Config[k].Value; got == nil || *got != v {
 					fail("config %s = %v, deployed value is %q", k, got, v)

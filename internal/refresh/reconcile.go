@@ -23,8 +23,8 @@ type InstanceLister interface {
 }
 
 // Reconciler compares every instance Prismatic has with the cache: it queues
-// the instances that are missing or whose deployedVersion, lastDeployedAt or
-// enabled flag differ, and after a complete listing removes the cached instances Prismatic
+// the instances that are missing, whose deployedVersion, lastDeployedAt or
+// enabled flag differ, or whose stale flag disagrees with needsDeploy, and after a complete listing removes the cached instances Prismatic
 // no longer has. It writes the sync marker at the end of a complete pass.
 type Reconciler struct {
 	API   InstanceLister
@@ -109,7 +109,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	listed := map[string]struct{}{}
 	cursor := ""
 	for {
-		page, err := r.API.ListInstances(ctx, cursor)
+		page, err := r.listPage(ctx, cursor)
 		if err != nil {
 			return rep, fmt.Errorf("reconcile: list instances page %d: %w", rep.Pages+1, err)
 		}
@@ -154,6 +154,29 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
+// pageAttempts is how often one page is asked for before the pass fails.
+const pageAttempts = 6
+
+// listPage asks for one page, retrying transient failures with backoff (and
+// the wait a 429 asks for), so one failed request does not void a pass.
+func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListPage, error) {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		page, err := r.API.ListInstances(ctx, cursor)
+		if err == nil || !graphql.Retryable(err) || attempt == pageAttempts {
+			return page, err
+		}
+		wait := max(delay, graphql.RetryAfter(err))
+		r.log().Debug("reconcile: page failed; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return page, ctx.Err()
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
 // differing returns the deployed instances of a page whose cached entry is
 // missing or holds another deployedVersion, lastDeployedAt or enabled flag.
 func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary, rep *Report) ([]string, error) {
@@ -180,15 +203,25 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 		}
 		vals := cmds[i].Val()
 		if len(vals) != 8 || vals[7] == nil {
-			if !in.NeedsDeploy { // with changes pending, the API cannot show what is deployed
-				due = append(due, in.ID)
-			}
+			due = append(due, in.ID)
 			continue
 		}
 		rep.count(in.ID, vals[3:7])
 		ver, _ := vals[0].(string)
 		enabled, _ := vals[2].(string)
-		if ver != strconv.Itoa(in.DeployedVersion) || (enabled == "1") != in.Enabled {
+		stale, _ := vals[4].(string)
+		// A stale flag that disagrees with needsDeploy means a lost webhook
+		// (or a fetch that failed for good): fetch again either way.
+		if (enabled == "1") != in.Enabled || (stale == "1") != in.NeedsDeploy {
+			due = append(due, in.ID)
+			continue
+		}
+		if in.NeedsDeploy {
+			// Stale, as it should be; with changes pending the API cannot
+			// show the deployed config, so another fetch would learn nothing.
+			continue
+		}
+		if ver != strconv.Itoa(in.DeployedVersion) {
 			due = append(due, in.ID)
 			continue
 		}

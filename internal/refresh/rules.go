@@ -13,7 +13,6 @@ const (
 	SkipDeleted      = webhook.SkipDeleted
 	SkipNotFound     = "instance not found and not cached"
 	SkipNeverDeploy  = "instance was never deployed"
-	SkipUndeployed   = "Prismatic shows only undeployed config and no deployed config is cached"
 	SkipOlderVersion = "fetched deployedVersion is older than the cached one"
 	SkipOlderFetch   = "a fetch that started later already wrote the entry"
 )
@@ -28,9 +27,9 @@ const (
 //   - needsDeploy=true: the API shows config that is not live; the entry
 //     keeps the deployed config it has, takes only the live parts (connection
 //     status and refresh times, customer fields) and is stale with reason
-//     needs_deploy. With nothing cached nothing is written: the doc field
-//     promises deployed config, and the API cannot show it until the next
-//     deploy.
+//     needs_deploy. With no deployed config cached (a new instance, or after
+//     a flush), the stored config is written, stale with reason
+//     undeployed_config, which says the doc may hold values not yet live.
 //   - an instance.updated that arrived after the fetch started and is newer
 //     than the fetched deploy keeps the entry stale; an enable or disable
 //     newer than the fetch start keeps its flag.
@@ -50,9 +49,6 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 	if cur.Doc == nil && doc.DeployedVersion == 0 {
 		return nil, SkipNeverDeploy
 	}
-	if cur.Doc == nil && doc.NeedsDeploy {
-		return nil, SkipUndeployed
-	}
 	if cur.Doc != nil {
 		if doc.DeployedVersion < cur.Doc.DeployedVersion {
 			return nil, SkipOlderVersion
@@ -66,11 +62,15 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 	case !doc.NeedsDeploy:
 		next.Doc = doc
 		next.Stale, next.StaleReason = false, ""
+	case cur.Doc == nil || cur.StaleReason == cache.StaleUndeployed:
+		// No deployed config to keep: the stored one, labelled as such.
+		next.Doc = doc
+		next.Stale, next.StaleReason = true, cache.StaleUndeployed
 	default:
 		next.Doc = mergeLive(cur.Doc, doc)
 		next.Stale, next.StaleReason = true, cache.StaleNeedsDeploy
 	}
-	if !next.Stale && cur.UpdatedEventAt.After(started) &&
+	if next.StaleReason != cache.StaleUndeployed && !next.Stale && cur.UpdatedEventAt.After(started) &&
 		(doc.LastDeployedAt == nil || cur.UpdatedEventAt.After(*doc.LastDeployedAt)) {
 		next.Stale, next.StaleReason = true, cache.StaleUpdated
 	}

@@ -77,7 +77,30 @@ func TestDecideWrite(t *testing.T) {
 					t.Errorf("connection status %q not merged", e.Doc.Config["salesforce"].Status)
 				}
 			}},
-		{name: "needs deploy with nothing cached: undeployed config is never cached", st: cache.State{}, fetched: v4ahead, skip: refresh.SkipUndeployed},
+		{name: "needs deploy with nothing cached: the stored config, labelled undeployed", st: cache.State{}, fetched: v4ahead,
+			check: func(t *testing.T, m *cache.Mutation) {
+				if !m.Entry.Stale || m.Entry.StaleReason != cache.StaleUndeployed || *m.Entry.Doc.Config["frequency"].Value != "1m" {
+					t.Errorf("entry = %+v", m.Entry)
+				}
+			}},
+		{name: "undeployed entry takes the newer stored config", fetched: v4ahead,
+			st: entryWith(doc(4, deployAt.Add(30*time.Minute), true, "2m", "ACTIVE"), func(e *cache.Entry) {
+				e.Stale, e.StaleReason = true, cache.StaleUndeployed
+			}),
+			check: func(t *testing.T, m *cache.Mutation) {
+				if m.Entry.StaleReason != cache.StaleUndeployed || *m.Entry.Doc.Config["frequency"].Value != "1m" {
+					t.Errorf("entry = %+v", m.Entry)
+				}
+			}},
+		{name: "undeployed entry turns fresh at the deploy", fetched: v4,
+			st: entryWith(doc(4, deployAt.Add(30*time.Minute), true, "2m", "ACTIVE"), func(e *cache.Entry) {
+				e.Stale, e.StaleReason = true, cache.StaleUndeployed
+			}),
+			check: func(t *testing.T, m *cache.Mutation) {
+				if m.Entry.Stale || *m.Entry.Doc.Config["frequency"].Value != "5m" {
+					t.Errorf("entry = %+v", m.Entry)
+				}
+			}},
 		{name: "update during the fetch, newer than its deploy: stays stale", fetched: v4,
 			st: entryWith(v3, func(e *cache.Entry) {
 				e.Stale, e.StaleReason, e.UpdatedEventAt, e.StaleSince = true, cache.StaleUpdated, started.Add(time.Millisecond), started.Add(time.Millisecond)

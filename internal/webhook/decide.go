@@ -150,7 +150,10 @@ func Decide(action Action, ts time.Time, st cache.State) Effect {
 		if !e.Stale {
 			next.StaleSince = ts
 		}
-		next.Stale, next.StaleReason = true, cache.StaleUpdated
+		next.Stale = true
+		if e.StaleReason != cache.StaleUndeployed { // that label says more; keep it
+			next.StaleReason = cache.StaleUpdated
+		}
 		if ts.After(e.UpdatedEventAt) {
 			next.UpdatedEventAt = ts
 		}

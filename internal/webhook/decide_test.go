@@ -65,6 +65,16 @@ func TestDecideTable(t *testing.T) {
 					t.Errorf("stale_since %v / updated at %v", e.StaleSince, e.UpdatedEventAt)
 				}
 			}},
+		{name: "updated on an undeployed_config entry keeps that label", action: webhook.ActionStale, ts: later,
+			st: with(func(s *cache.State) {
+				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince = true, cache.StaleUndeployed, fetched
+			}),
+			wantKind: cache.ChangeStale, wantFetch: webhook.FetchIfRunning,
+			check: func(t *testing.T, e cache.Entry) {
+				if e.StaleReason != cache.StaleUndeployed || !e.UpdatedEventAt.Equal(later) {
+					t.Errorf("reason %q updated at %v", e.StaleReason, e.UpdatedEventAt)
+				}
+			}},
 		{name: "updated repeated: dropped", action: webhook.ActionStale, ts: later,
 			st: with(func(s *cache.State) {
 				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince, s.Entry.UpdatedEventAt = true, cache.StaleUpdated, later, later
