@@ -34,8 +34,8 @@ const (
 	customers    = 100 // × 3 integrations = 300 instances
 	opsTotal     = 3000
 	workloadTime = 40 * time.Second
-	secret    = "chaos-secret"
-	prefix    = "chaos:"
+	secret       = "chaos-secret"
+	prefix       = "chaos:"
 )
 
 func TestChaos(t *testing.T) {
