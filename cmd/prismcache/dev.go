@@ -49,7 +49,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return errUsage
 	}
-	log := newLogger(stderr, logLevel)
+	log := newLogger(stderr, logLevel, "text")
 
 	// Embedded Redis. miniredis does not expire keys by itself; advancing
 	// its clock with real time makes tombstones and dedup entries expire.

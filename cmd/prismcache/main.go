@@ -49,7 +49,9 @@ func commands() []command {
 		{"dev", "run everything on this machine: embedded Redis, simulator, daemon", runDev},
 		{"get", "print an instance's cached entry as JSON", runGet},
 		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
+		{"resync", "compare every instance with Prismatic now and fetch what differs", runResync},
 		{"sim", "run the Prismatic simulator alone", runSim},
+		{"check-config", "print the effective configuration, secrets masked, and check it", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -111,19 +113,51 @@ func newFlagSet(name, synopsis, example string, stderr io.Writer) *flag.FlagSet 
 }
 
 // parseFlags parses args, turning a flag error into errUsage (the FlagSet
-// has already printed it).
+// has already printed it). Flags may come before or after the positional
+// arguments ("trigger instance.deployed --instance X"); the positional
+// ones are left in fs.Args().
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
 		}
-		return errUsage
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			positional = append(positional, rest[1:]...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Parse once more with only the positional arguments, so fs.Args()
+	// returns them.
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger logs at level in format: text, json, or auto — text when w is
+// a terminal, JSON otherwise (for log collectors).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" || (format != "text" && !isTerminal(w)) {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,33 +17,55 @@ import (
 // long to finish before their ids are handed back to the work set.
 const shutdownTimeout = 30 * time.Second
 
+// loadConfig reads the layered configuration for serve and check-config.
+func loadConfig(name, synopsis, example string, args []string, stderr io.Writer) (config.Config, error) {
+	fs := newFlagSet(name, synopsis, example, stderr)
+	cfg, err := config.Load(fs, args, os.Getenv)
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.Is(err, flag.ErrHelp):
+		return cfg, err
+	case errors.Is(err, config.ErrFlags):
+		return cfg, errUsage
+	}
+	return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := config.Default()
-	fs := newFlagSet("serve [flags]",
-		"Runs the daemon: receives Prismatic's webhooks and keeps each instance's deployed config in Redis.\nEvery flag has an environment twin, shown in its description; flags win.",
+	cfg, err := loadConfig("serve [flags]",
+		"Runs the daemon: receives Prismatic's webhooks and keeps each instance's deployed config in Redis.\nSettings come from the defaults, then --config's file, then the environment, then flags.",
 		"PRISMCACHE_WEBHOOK_SECRET=… PRISMATIC_REFRESH_TOKEN=… prismcache serve --redis-url redis://10.0.0.5:6379/0",
-		stderr)
-	cfg.RegisterFlags(fs)
-	if err := cfg.LoadEnv(os.Getenv); err != nil {
+		args, stderr)
+	if err != nil {
 		return err
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	a := &app.App{Config: cfg, Log: newLogger(stderr, cfg.LogLevel)}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	a := &app.App{Config: cfg, Log: log, Version: version}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
 	<-ctx.Done()
-	a.Log.Info("shutting down", "deadline", shutdownTimeout)
+	log.Info("shutting down: no new webhooks; fetches in flight may finish", "deadline", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return a.Close(sctx)
+	err = a.Close(sctx)
+	log.Info("stopped")
+	return err
+}
+
+func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("check-config [flags]",
+		"Prints the configuration prismcache serve would run with — defaults, file, environment and flags\nlayered — with secrets masked and where each value came from, then checks it. Exits 1 when invalid.",
+		"prismcache check-config --config /etc/prismcache/prismcache.conf",
+		args, stderr)
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
+		return err
+	}
+	fmt.Fprint(stdout, cfg.Effective())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "# configuration is valid")
+	return nil
 }

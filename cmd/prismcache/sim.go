@@ -13,6 +13,9 @@ import (
 )
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "trigger" {
+		return runSimTrigger(ctx, args[1:], stdout, stderr)
+	}
 	var (
 		listen    = "127.0.0.1:8081"
 		hookURL   string
@@ -22,7 +25,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logLevel  = "info"
 	)
 	fs := newFlagSet("sim [flags]",
-		"Runs the Prismatic simulator alone: a GraphQL API at /api, the token exchange at /auth/refresh,\nand an admin API at /admin that changes instances and sends signed webhooks (docs/simulator.md).",
+		"Runs the Prismatic simulator alone: a GraphQL API at /api, the token exchange at /auth/refresh,\nand an admin API at /admin that changes instances and sends signed webhooks (docs/simulator.md).\n\"prismcache sim trigger <event-type>\" sends one signed sample event to a daemon instead.",
 		"prismcache sim --webhook-url http://127.0.0.1:8080/webhooks/prismatic --webhook-secret dev-secret",
 		stderr)
 	fs.StringVar(&listen, "listen", listen, "address to listen on")
@@ -40,7 +43,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sim, err := prismaticsim.New(prismaticsim.Options{
 		Seed: uint64(seed), Customers: customers, WebhookURL: hookURL, WebhookSecret: secret,
-		Logger: newLogger(stderr, logLevel),
+		Logger: newLogger(stderr, logLevel, "text"),
 	})
 	if err != nil {
 		return err

@@ -42,7 +42,16 @@ type Config struct {
 
 	AdminToken string
 
-	LogLevel string
+	WebhookSecretFile         string
+	AdminTokenFile            string
+	PrismaticTokenFile        string
+	PrismaticRefreshTokenFile string
+
+	LogLevel  string
+	LogFormat string
+
+	origins map[string]origin
+	tool    bool // LoadTool: no webhooks are taken
 }
 
 // Default returns the configuration with every default filled in.
@@ -62,6 +71,8 @@ func Default() Config {
 		ResyncInterval:   15 * time.Minute,
 		WorkLease:        60 * time.Second,
 		LogLevel:         "info",
+		LogFormat:        "auto",
+		origins:          map[string]origin{},
 	}
 }
 
@@ -88,7 +99,12 @@ func (c *Config) settings() []setting {
 		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken}, true},
 		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it", durationValue{&c.WorkLease}, false},
 		{"resync-interval", "PRISMCACHE_RESYNC_INTERVAL", "how often every instance is compared with Prismatic (±10% jitter)", durationValue{&c.ResyncInterval}, false},
+		{"webhook-secret-file", "PRISMCACHE_WEBHOOK_SECRET_FILE", "read the webhook secret(s) from this file", stringValue{&c.WebhookSecretFile}, false},
+		{"admin-token-file", "PRISMCACHE_ADMIN_TOKEN_FILE", "read the admin token from this file", stringValue{&c.AdminTokenFile}, false},
+		{"prismatic-token-file", "PRISMATIC_TOKEN_FILE", "read the Prismatic access token from this file", stringValue{&c.PrismaticTokenFile}, false},
+		{"prismatic-refresh-token-file", "PRISMATIC_REFRESH_TOKEN_FILE", "read the Prismatic refresh token from this file", stringValue{&c.PrismaticRefreshTokenFile}, false},
 		{"log-level", "PRISMCACHE_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}, false},
+		{"log-format", "PRISMCACHE_LOG_FORMAT", "text, json, or auto (text on a terminal, JSON otherwise)", stringValue{&c.LogFormat}, false},
 	}
 }
 
@@ -104,16 +120,27 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // LoadEnv sets every setting whose environment variable is set. getenv is
 // os.Getenv outside tests.
 func (c *Config) LoadEnv(getenv func(string) string) error {
+	if c.origins == nil {
+		c.origins = map[string]origin{}
+	}
 	for _, s := range c.settings() {
 		v := getenv(s.env)
 		if v == "" {
 			continue
 		}
 		if err := s.value.Set(v); err != nil {
-			return fmt.Errorf("%s: %w", s.env, err)
+			return fmt.Errorf("%s=%q: %w", s.env, maskIf(s, v), err)
 		}
+		c.origins[s.flag] = origin("env " + s.env)
 	}
 	return nil
+}
+
+func maskIf(s setting, v string) string {
+	if s.secret {
+		return "(hidden)"
+	}
+	return v
 }
 
 // Validate checks every setting and returns all problems at once, each
@@ -132,7 +159,7 @@ func (c *Config) Validate() error {
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} \t\r\n") {
 		bad("redis-prefix", c.RedisPrefix, "want a non-empty prefix without braces or spaces")
 	}
-	if len(c.WebhookSecrets) == 0 && !c.InsecureSkipSignature {
+	if len(c.WebhookSecrets) == 0 && !c.InsecureSkipSignature && !c.tool {
 		errs = append(errs, errors.New("webhook-secret is empty: set PRISMCACHE_WEBHOOK_SECRET to the endpoint's secret, or pass --insecure-skip-signature to accept unsigned webhooks (never in production)"))
 	}
 	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
@@ -183,6 +210,11 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", c.LogLevel, "want debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		bad("log-format", c.LogFormat, "want text, json or auto")
 	}
 	return errors.Join(errs...)
 }

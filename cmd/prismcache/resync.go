@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/app"
+	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/refresh"
+)
+
+func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var all, wait bool
+	fs := newFlagSet("resync [flags]",
+		"Runs one reconcile pass now: lists every instance in Prismatic, queues those missing from the cache or\ndifferent, removes those Prismatic no longer has, and (unless --wait=false) fetches what it queued with\nworkers of its own, alongside any running daemons. Takes the same settings as serve (--config, env, flags).",
+		"prismcache resync --config /etc/prismcache/prismcache.conf --all",
+		stderr)
+	fs.BoolVar(&all, "all", false, "queue every instance, not only those that differ")
+	fs.BoolVar(&wait, "wait", true, "fetch what was queued before exiting")
+	cfg, err := config.LoadTool(fs, args, os.Getenv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	case errors.Is(err, config.ErrFlags):
+		return errUsage
+	case err != nil:
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	rdb, err := app.OpenRedis(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
+	work := refresh.NewWorkSet(rdb, store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})
+	api, err := graphql.New(graphql.Options{
+		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
+		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.PrismaticRate), max(1, int(cfg.PrismaticRate))),
+	})
+	if err != nil {
+		return err
+	}
+	p := newProgress(stderr)
+	recon := &refresh.Reconciler{API: api, Store: store, Work: work, Force: all,
+		Progress: func(r refresh.Report) {
+			p.show("listed %d of %d instances (%d pages), queued %d", r.Listed, r.Total, r.Pages, r.Queued)
+		}}
+	rep, err := recon.RunOnce(ctx)
+	p.done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pass done in %s: %d instances listed, %d queued, %d removed from the cache\n",
+		rep.Took.Round(time.Millisecond), rep.Listed, rep.Queued, rep.Removed)
+	if !wait || rep.Queued == 0 {
+		return nil
+	}
+	var fetched, failed atomic.Int64
+	pool := refresh.NewPool(work, store, api, refresh.PoolOptions{
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts,
+		Resolver: refresh.IndexResolver{Store: store, API: api},
+		OnResult: func(r refresh.Result) {
+			if r.Error != "" && !r.Retrying {
+				failed.Add(1)
+			} else if r.Error == "" {
+				fetched.Add(1)
+			}
+		},
+	})
+	if err := pool.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = pool.Close(sctx)
+	}()
+	for {
+		s, err := work.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		p.show("fetching: %d queued, %d in flight (this process: %d done, %d failed)", s.Queued, s.Leased, fetched.Load(), failed.Load())
+		if s.Queued == 0 && s.Leased == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			p.done()
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	p.done()
+	fmt.Fprintf(stdout, "all queued instances fetched (%d by this process, %d failed)\n", fetched.Load(), failed.Load())
+	return nil
+}
+
+// progress rewrites one line on a terminal, and prints a line at most every
+// few seconds elsewhere.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	last  time.Time
+	dirty bool
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, tty: isTerminal(w)} }
+
+func (p *progress) show(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", msg)
+		p.dirty = true
+		return
+	}
+	if time.Since(p.last) >= 2*time.Second {
+		fmt.Fprintln(p.w, msg)
+		p.last = time.Now()
+	}
+}
+
+func (p *progress) done() {
+	if p.tty && p.dirty {
+		fmt.Fprintln(p.w)
+		p.dirty = false
+	}
+}
