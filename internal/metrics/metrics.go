@@ -120,6 +120,13 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 	}
 	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "unavailable"} {
 		m.webhooks.WithLabelValues("other", o)
+		m.webhookDuration.WithLabelValues(o)
+	}
+	for _, c := range []string{"intake", "worker", "reconcile", "admin"} {
+		m.redisErrors.WithLabelValues(c)
+	}
+	for _, r := range []string{"ok", "failed"} {
+		m.reconciles.WithLabelValues(r)
 	}
 	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "failed", "resolved"} {
 		m.fetches.WithLabelValues(o)

@@ -15,7 +15,7 @@ import (
 // Defaults of LoopOptions.
 const (
 	DefaultResyncInterval = 15 * time.Minute
-	DefaultMarkerCheck    = 10 * time.Second
+	DefaultMarkerCheck    = 2 * time.Second
 	DefaultReconcileLease = 30 * time.Second
 )
 

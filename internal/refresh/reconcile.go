@@ -185,7 +185,7 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 	cmds := make([]*redis.SliceCmd, len(page))
 	for i, in := range page {
 		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldEnabled,
-			cache.FieldLastError, cache.FieldStale, cache.FieldFetchedAt, cache.FieldStaleSince, cache.FieldDoc)
+			cache.FieldLastError, cache.FieldStale, cache.FieldFetchedAt, cache.FieldStaleSince, cache.FieldRev)
 	}
 	if len(page) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -197,16 +197,16 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 		if in.DeployedVersion == 0 {
 			continue // never deployed: nothing to cache
 		}
-		if r.Force {
-			due = append(due, in.ID)
-			continue
-		}
 		vals := cmds[i].Val()
 		if len(vals) != 8 || vals[7] == nil {
 			due = append(due, in.ID)
 			continue
 		}
 		rep.count(in.ID, vals[3:7])
+		if r.Force {
+			due = append(due, in.ID)
+			continue
+		}
 		ver, _ := vals[0].(string)
 		enabled, _ := vals[2].(string)
 		stale, _ := vals[4].(string)

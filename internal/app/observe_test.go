@@ -1,0 +1,299 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/prismcache/prismcache/internal/app"
+	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// lockedBuffer collects log output from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const (
+	observedSecret  = "observed-webhook-secret-1"
+	observedRefresh = "observed-refresh-token-2"
+	observedAdmin   = "observed-admin-token-3456789"
+)
+
+// startObserved starts a simulator and a daemon that authenticates with a
+// refresh token, logs JSON at debug level into logs, and has an admin token.
+func startObserved(t *testing.T, b redistest.Backend, logs io.Writer, reg *prometheus.Registry) *harness {
+	t.Helper()
+	sim, err := prismaticsim.New(prismaticsim.Options{Seed: 11, Customers: 2, RefreshToken: observedRefresh, AccessTokens: []string{"unused-static-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen, cfg.RedisPrefix = ln.Addr().String(), b.Prefix
+	cfg.WebhookSecrets = []string{observedSecret}
+	cfg.PrismaticURL, cfg.PrismaticRefreshToken = simSrv.URL, observedRefresh
+	cfg.PrismaticRate, cfg.AdminToken, cfg.LogLevel = 1000, observedAdmin, "debug"
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln, Log: log, Registry: reg}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Close(ctx)
+	})
+	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", observedSecret)
+	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
+	h.waitFor(t, "the first sync", func() bool {
+		ok, _ := h.store.Synced(context.Background())
+		s, err := a.WorkStats(context.Background())
+		return ok && err == nil && s.Queued == 0 && s.Leased == 0
+	})
+	return h
+}
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestLogsNeverShowSecrets runs a full session — sync, webhooks (good and
+// badly signed), fetches with a refresh-token exchange, admin calls — and
+// greps every log line for every secret, token and signature used.
+func TestLogsNeverShowSecrets(t *testing.T) {
+	logs := &lockedBuffer{}
+	h := startObserved(t, redistest.Mini(t), logs, nil)
+	id := h.sim.DemoInstanceID()
+	key, _, next := plainVar(t, h.sim, id)
+	if _, err := h.sim.SetConfig(id, key, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sim.Deploy(id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the deploy", func() bool { return value(h.entry(t, id), key) == next })
+	body := []byte(`{"event_type":"instance.updated","timestamp":"2030-01-01T00:00:00.000000+00:00","instance":{"id":"` + id + `"}}`)
+	badSig := webhook.SignatureValue("attacker-guess", body)
+	goodSig := webhook.SignatureValue(observedSecret, body)
+	for _, sig := range []string{badSig, goodSig} {
+		req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/webhooks/prismatic", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Webhook-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get(t, h.app.URL()+"/v1/instances/"+id, observedAdmin)
+	get(t, h.app.URL()+"/v1/instances/"+id, "wrong-admin-token-000000")
+
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"webhook"`) || !strings.Contains(out, `"msg":"fetch"`) || !strings.Contains(out, `"msg":"reconcile"`) {
+		t.Fatalf("the run did not log webhooks, fetches and a reconcile pass:\n%s", out)
+	}
+	for name, secret := range map[string]string{
+		"webhook secret": observedSecret, "refresh token": observedRefresh, "admin token": observedAdmin,
+		"bad signature": strings.TrimPrefix(badSig, "sha256="), "good signature": strings.TrimPrefix(goodSig, "sha256="),
+		"wrong admin token": "wrong-admin-token-000000", "credential": prismaticsim.SecretMarker,
+	} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the logs show the %s", name)
+		}
+	}
+	// The access tokens the simulator issued are JWTs: no log line may carry one.
+	if strings.Contains(out, "eyJ") {
+		t.Error("the logs show something that looks like a JWT")
+	}
+}
+
+// TestMetricsExistAndMove gathers the daemon's registry before and after a
+// change and a deploy, and checks every family is there and the ones that
+// count that traffic moved.
+func TestMetricsExistAndMove(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := startObserved(t, redistest.Mini(t), io.Discard, reg)
+	before := gather(t, reg)
+	for _, name := range []string{
+		"prismcache_webhooks_total", "prismcache_webhook_duration_seconds", "prismcache_fetches_total",
+		"prismcache_fetch_duration_seconds", "prismcache_fetch_retries_total", "prismcache_graphql_requests_total",
+		"prismcache_graphql_request_duration_seconds", "prismcache_rate_limiter_wait_seconds_total",
+		"prismcache_reconcile_runs_total", "prismcache_reconcile_duration_seconds", "prismcache_reconcile_instances_total",
+		"prismcache_entries", "prismcache_oldest_entry_age_seconds", "prismcache_redis_errors_total", "prismcache_build_info",
+		"prismcache_work_queued", "prismcache_work_due", "prismcache_work_in_flight", "prismcache_work_oldest_due_age_seconds",
+	} {
+		if _, ok := before[name]; !ok {
+			t.Errorf("metric family %s is missing", name)
+		}
+	}
+	id := h.sim.DemoInstanceID()
+	key, _, next := plainVar(t, h.sim, id)
+	if _, err := h.sim.SetConfig(id, key, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sim.Deploy(id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the deploy", func() bool { return value(h.entry(t, id), key) == next })
+	after := gather(t, reg)
+	for _, c := range []struct{ family, label, value string }{
+		{"prismcache_webhooks_total", "event", "instance.updated"},
+		{"prismcache_webhooks_total", "event", "instance.deployed"},
+		{"prismcache_fetches_total", "outcome", "refreshed"},
+		{"prismcache_graphql_requests_total", "operation", "GetInstance"},
+	} {
+		if sum(after[c.family], c.label, c.value) <= sum(before[c.family], c.label, c.value) {
+			t.Errorf("%s{%s=%q} did not move", c.family, c.label, c.value)
+		}
+	}
+	if sum(after["prismcache_reconcile_runs_total"], "result", "ok") < 1 {
+		t.Error("the first reconcile pass was not counted")
+	}
+	// Entries by state are counted by reconcile passes: run one more.
+	req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/v1/resync", nil)
+	req.Header.Set("Authorization", "Bearer "+observedAdmin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h.waitFor(t, "the resync to be counted", func() bool {
+		return sum(gather(t, reg)["prismcache_reconcile_runs_total"], "result", "ok") >= 2
+	})
+	if n := sum(gather(t, reg)["prismcache_entries"], "state", "fresh"); n < 6 {
+		t.Errorf("prismcache_entries{state=fresh} = %v after a pass over 6 cached instances", n)
+	}
+	// /metrics serves the same registry.
+	if code, body := get(t, h.app.URL()+"/metrics", ""); code != 200 || !strings.Contains(body, "prismcache_webhooks_total") {
+		t.Fatalf("/metrics: %d", code)
+	}
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out
+}
+
+// sum adds the values of a family's series whose label has value.
+func sum(f *dto.MetricFamily, label, value string) float64 {
+	if f == nil {
+		return 0
+	}
+	total := 0.0
+	for _, m := range f.GetMetric() {
+		match := false
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				match = true
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			total += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return total
+}
+
+// TestHealthReadinessAndStatus checks the three health routes.
+func TestHealthReadinessAndStatus(t *testing.T) {
+	b := redistest.Mini(t)
+	h := startObserved(t, b, io.Discard, nil)
+	if code, body := get(t, h.app.URL()+"/healthz", ""); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	if code, body := get(t, h.app.URL()+"/readyz", ""); code != 200 || !strings.Contains(body, `"status": "ok"`) {
+		t.Fatalf("/readyz after the first sync: %d %s", code, body)
+	}
+	code, body := get(t, h.app.URL()+"/status", "")
+	if code != 200 || !strings.Contains(body, `"redis"`) || !strings.Contains(body, `"prismatic"`) || !strings.Contains(body, `"lastReconcile"`) || !strings.Contains(body, `"entries"`) {
+		t.Fatalf("/status: %d %s", code, body)
+	}
+	// Flush Redis: the marker is gone, so the daemon is not ready until the
+	// resync it starts completes, and says why.
+	b.Mini.FlushAll()
+	code, body = get(t, h.app.URL()+"/readyz", "")
+	if code != 503 || !strings.Contains(body, "not_synced") {
+		t.Fatalf("/readyz after a flush: %d %s", code, body)
+	}
+	h.waitFor(t, "the resync after the flush", func() bool {
+		code, _ := get(t, h.app.URL()+"/readyz", "")
+		return code == 200 && h.entry(t, h.sim.DemoInstanceID()).Doc != nil
+	})
+	// Prismatic failing: still ready, but degraded.
+	h.sim.SetFaults(prismaticsim.Faults{ErrorRate: 1})
+	req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/v1/instances/"+h.sim.DemoInstanceID()+"/refresh?timeout=5s", nil)
+	req.Header.Set("Authorization", "Bearer "+observedAdmin)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	if code, body := get(t, h.app.URL()+"/readyz", ""); code != 200 || !strings.Contains(body, "degraded") {
+		t.Fatalf("/readyz with Prismatic failing: %d %s", code, body)
+	}
+	// Instance ids in /status only for the admin.
+	h.sim.SetFaults(prismaticsim.Faults{})
+	_, anon := get(t, h.app.URL()+"/status", "")
+	if strings.Contains(anon, "SW5zdGFuY2U6") {
+		t.Errorf("/status shows instance ids without the admin token:\n%s", anon)
+	}
+}
