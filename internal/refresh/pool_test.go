@@ -1,0 +1,210 @@
+package refresh_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/refresh"
+)
+
+// fakeAPI answers FetchInstance from a function, counting calls.
+type fakeAPI struct {
+	calls atomic.Int64
+	fetch func(ctx context.Context, id string, call int64) (*graphql.Instance, error)
+}
+
+func (f *fakeAPI) FetchInstance(ctx context.Context, id string) (*graphql.Instance, error) {
+	return f.fetch(ctx, id, f.calls.Add(1))
+}
+
+func instance(id string, version int) *graphql.Instance {
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).Add(time.Duration(version) * time.Hour)
+	ext := "acme"
+	return &graphql.Instance{ID: id, Name: "i", Enabled: true, DeployedVersion: version, LastDeployedAt: &at, UpdatedAt: at,
+		Customer: graphql.GetInstanceInstanceCustomer{Id: "c", ExternalId: &ext, Name: "Acme"}}
+}
+
+type poolRig struct {
+	ws    *refresh.WorkSet
+	store *cache.Store
+	pool  *refresh.Pool
+	mu    sync.Mutex
+	res   []refresh.Result
+}
+
+func startPool(t *testing.T, b redistest.Backend, api refresh.Fetcher, opts refresh.PoolOptions) *poolRig {
+	t.Helper()
+	r := &poolRig{store: cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})}
+	r.ws = refresh.NewWorkSet(b.Client, r.store.Keys(), refresh.WorkSetOptions{Lease: 5 * time.Second})
+	opts.OnResult = func(res refresh.Result) { r.mu.Lock(); r.res = append(r.res, res); r.mu.Unlock() }
+	r.pool = refresh.NewPool(r.ws, r.store, api, opts)
+	if err := r.pool.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *poolRig) results() []refresh.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]refresh.Result(nil), r.res...)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPoolShutdownHandsBackWhatItHolds(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		started := make(chan struct{}, 1)
+		api := &fakeAPI{fetch: func(ctx context.Context, id string, _ int64) (*graphql.Instance, error) {
+			started <- struct{}{}
+			<-ctx.Done() // a fetch that does not finish before the deadline
+			return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Transient, Message: "cancelled", Err: ctx.Err()}
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 2})
+		if err := r.ws.Add(context.Background(), time.Time{}, "inst-1"); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := r.pool.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.ws.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Leased != 0 || s.Queued != 1 || s.Due != 1 {
+			t.Fatalf("after shutdown the work set holds %+v; want the claimed id handed back, due now", s)
+		}
+	})
+}
+
+func TestPoolRetriesThenMarksTheEntryFailed(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		var fail atomic.Bool
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			if fail.Load() {
+				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.RateLimited, Status: 429, Message: "slow down", RetryAfter: 20 * time.Millisecond}
+			}
+			return instance(id, 3), nil
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+		defer r.pool.Close(ctx)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the first fetch to write", func() bool {
+			st, _ := r.store.Load(ctx, "inst-1")
+			return st.Entry.Doc != nil
+		})
+		fail.Store(true)
+		before := api.calls.Load()
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the entry to be marked failed", func() bool {
+			st, _ := r.store.Load(ctx, "inst-1")
+			return st.Entry.StaleReason == cache.StaleFetchFailed
+		})
+		st, _ := r.store.Load(ctx, "inst-1")
+		if st.Entry.Doc == nil || st.Entry.Doc.DeployedVersion != 3 || st.Entry.LastError == "" {
+			t.Fatalf("a failed entry lost its data or its error: %+v", st.Entry)
+		}
+		if n := api.calls.Load() - before; n != 3 {
+			t.Fatalf("%d attempts, want MaxAttempts = 3", n)
+		}
+		var retrying int
+		for _, res := range r.results() {
+			if res.Retrying {
+				retrying++
+			}
+		}
+		if retrying != 2 {
+			t.Fatalf("%d results said retrying, want 2", retrying)
+		}
+		s, _ := r.ws.Stats(ctx)
+		if s.Queued != 0 || s.Leased != 0 {
+			t.Fatalf("a given-up id stays queued: %+v (the reconciler retries it later)", s)
+		}
+	})
+}
+
+func TestPoolDoesNotRetryPermanentErrors(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		api := &fakeAPI{fetch: func(context.Context, string, int64) (*graphql.Instance, error) {
+			return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Forbidden, Status: 403, Message: "permission denied"}
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 5, BackoffBase: time.Millisecond})
+		defer r.pool.Close(ctx)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "a result", func() bool { return len(r.results()) > 0 })
+		if n := api.calls.Load(); n != 1 {
+			t.Fatalf("a permission error was tried %d times", n)
+		}
+		if res := r.results()[0]; res.Retrying || res.Error == "" {
+			t.Fatalf("result %+v: want a final error", res)
+		}
+	})
+}
+
+func TestPoolTreatsNotFoundAsDeleted(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		var gone atomic.Bool
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			if gone.Load() {
+				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.NotFound, Message: "instance not found"}
+			}
+			return instance(id, 2), nil
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1})
+		defer r.pool.Close(ctx)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the entry", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Exists })
+		gone.Store(true)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the delete", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Tombstoned && !st.Exists })
+	})
+}
+
+func TestPoolCoalescesABurstIntoAtMostTwoFetches(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		release := make(chan struct{})
+		api := &fakeAPI{fetch: func(_ context.Context, id string, call int64) (*graphql.Instance, error) {
+			if call == 1 {
+				<-release // the first fetch is slow; the burst lands during it
+			}
+			return instance(id, 2), nil
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 4})
+		defer r.pool.Close(ctx)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the first fetch", func() bool { return api.calls.Load() == 1 })
+		for range 100 {
+			_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		}
+		close(release)
+		eventually(t, "quiet", func() bool {
+			s, _ := r.ws.Stats(ctx)
+			return s.Queued == 0 && s.Leased == 0 && len(r.results()) >= 2
+		})
+		if n := api.calls.Load(); n != 2 {
+			t.Fatalf("101 adds around one slow fetch caused %d fetches, want 2", n)
+		}
+	})
+}
