@@ -122,54 +122,56 @@ func plainVar(t *testing.T, sim *prismaticsim.Sim, id string) (key, old, next st
 	return "", "", ""
 }
 
-func TestDeployReachesRedis(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
-		h := start(t, b)
-		id := h.sim.DemoInstanceID()
-		before := h.entry(t, id)
-		key, old, next := plainVar(t, h.sim, id)
-		if before.Doc == nil || value(before, key) != old || before.Stale {
-			t.Fatalf("after the first sync the demo entry is %+v, want %s=%q, fresh", before, key, old)
-		}
+func TestDeployReachesRedis(t *testing.T) { redistest.Each(t, testDeployReachesRedis) }
 
-		// A stored change is not live: the entry turns stale and keeps the old value.
-		if _, err := h.sim.SetConfig(id, key, next); err != nil {
-			t.Fatal(err)
-		}
-		h.waitFor(t, "the entry to turn stale", func() bool { return h.entry(t, id).Stale })
-		stale := h.entry(t, id)
-		if value(stale, key) != old || stale.StaleReason != cache.StaleUpdated || stale.Rev <= before.Rev {
-			t.Fatalf("stale entry: %s=%q reason %q rev %d; want the old value %q, reason updated, rev > %d",
-				key, value(stale, key), stale.StaleReason, stale.Rev, old, before.Rev)
-		}
+// testDeployReachesRedis: a stored change turns the entry stale and keeps
+// the old value; a deploy brings the new value, fresh, with a higher rev.
+func testDeployReachesRedis(t *testing.T, b redistest.Backend) {
+	h := start(t, b)
+	id := h.sim.DemoInstanceID()
+	before := h.entry(t, id)
+	key, old, next := plainVar(t, h.sim, id)
+	if before.Doc == nil || value(before, key) != old || before.Stale {
+		t.Fatalf("after the first sync the demo entry is %+v, want %s=%q, fresh", before, key, old)
+	}
 
-		// A deploy makes it live: the entry holds the new value, fresh, rev grown.
-		if _, err := h.sim.Deploy(id); err != nil {
-			t.Fatal(err)
-		}
-		h.waitFor(t, "the deployed value to reach Redis", func() bool {
-			e := h.entry(t, id)
-			return value(e, key) == next && !e.Stale
-		})
-		after := h.entry(t, id)
-		truth, err := h.sim.Deployed(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after.Rev <= stale.Rev || after.DeployedVersion != truth.DeployedVersion || after.Stale {
-			t.Fatalf("after deploy: rev %d (was %d), deployed_version %d (truth %d), stale %v",
-				after.Rev, stale.Rev, after.DeployedVersion, truth.DeployedVersion, after.Stale)
-		}
-		raw := h.b.Client.HGetAll(context.Background(), h.store.Keys().Instance(id)).Val()
-		if raw["stale"] != "0" || raw["deployed_version"] == "" || !strings.Contains(raw["doc"], next) {
-			t.Fatalf("raw hash after deploy: %v", raw)
-		}
-		for _, secretish := range []string{prismaticsim.SecretMarker} {
-			if strings.Contains(raw["doc"], secretish) {
-				t.Fatal("a connection credential was copied into the cache")
-			}
-		}
+	// A stored change is not live: the entry turns stale and keeps the old value.
+	if _, err := h.sim.SetConfig(id, key, next); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the entry to turn stale", func() bool { return h.entry(t, id).Stale })
+	stale := h.entry(t, id)
+	if value(stale, key) != old || stale.StaleReason != cache.StaleUpdated || stale.Rev <= before.Rev {
+		t.Fatalf("stale entry: %s=%q reason %q rev %d; want the old value %q, reason updated, rev > %d",
+			key, value(stale, key), stale.StaleReason, stale.Rev, old, before.Rev)
+	}
+
+	// A deploy makes it live: the entry holds the new value, fresh, rev grown.
+	if _, err := h.sim.Deploy(id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the deployed value to reach Redis", func() bool {
+		e := h.entry(t, id)
+		return value(e, key) == next && !e.Stale
 	})
+	after := h.entry(t, id)
+	truth, err := h.sim.Deployed(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Rev <= stale.Rev || after.DeployedVersion != truth.DeployedVersion || after.Stale {
+		t.Fatalf("after deploy: rev %d (was %d), deployed_version %d (truth %d), stale %v",
+			after.Rev, stale.Rev, after.DeployedVersion, truth.DeployedVersion, after.Stale)
+	}
+	raw := h.b.Client.HGetAll(context.Background(), h.store.Keys().Instance(id)).Val()
+	if raw["stale"] != "0" || raw["deployed_version"] == "" || !strings.Contains(raw["doc"], next) {
+		t.Fatalf("raw hash after deploy: %v", raw)
+	}
+	for _, secretish := range []string{prismaticsim.SecretMarker} {
+		if strings.Contains(raw["doc"], secretish) {
+			t.Fatal("a connection credential was copied into the cache")
+		}
+	}
 }
 
 // snapshot returns every key under the prefix with a digest of its value.

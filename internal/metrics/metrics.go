@@ -57,7 +57,7 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 		}, []string{"outcome"}),
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_fetches_total",
-			Help: "Worker runs by outcome: refreshed, stale, deleted (wrote the entry), skipped (nothing to write), retry (failed, queued again), failed (gave up), resolved (a connection or customer job).",
+			Help: "Worker runs by outcome: refreshed, stale, deleted (wrote the entry), skipped (nothing to write), retry (failed, queued again), failed (gave up), resolved / unresolved (a connection or customer event that did / did not map to instances).",
 		}, []string{"outcome"}),
 		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "prismcache_fetch_duration_seconds",
@@ -128,7 +128,7 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.reconciles.WithLabelValues(r)
 	}
-	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "failed", "resolved"} {
+	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "failed", "resolved", "unresolved"} {
 		m.fetches.WithLabelValues(o)
 	}
 	for _, s := range []string{"fresh", "stale", "error"} {
@@ -154,6 +154,8 @@ func (m *Metrics) Delivery(d server.Delivery) {
 func (m *Metrics) Result(r refresh.Result) {
 	var outcome string
 	switch {
+	case refresh.IsJob(r.ID) && r.Error == "" && r.Skip != "":
+		outcome = "unresolved" // a connection or customer that maps to no instance
 	case refresh.IsJob(r.ID) && r.Error == "":
 		outcome = "resolved"
 	case r.Error != "" && r.Retrying:

@@ -129,6 +129,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 		rep.Queued += len(ids)
+		r.log().Debug("reconcile page", "page", rep.Pages, "listed", rep.Listed, "of", rep.Total, "queued", rep.Queued)
 		if r.Progress != nil {
 			r.Progress(rep)
 		}
