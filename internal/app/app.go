@@ -127,7 +127,8 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.pool = refresh.NewPool(a.work, a.store, a.api, refresh.PoolOptions{
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Logger: log,
-		Resolver: refresh.IndexResolver{Store: a.store, API: a.api},
+		Resolver:     refresh.IndexResolver{Store: a.store, API: a.api},
+		OnRedisError: func(error) { a.metrics.RedisError("worker") },
 		OnResult: func(r refresh.Result) {
 			a.metrics.Result(r)
 			if a.OnResult != nil {
@@ -168,8 +169,9 @@ func (a *App) Start(ctx context.Context) error {
 	req := refresh.Requester{Work: a.work, Waiters: a.waiters}
 	admin := &server.Admin{
 		Token: cfg.AdminToken, Store: a.store, Refresh: req.Refresh, Log: log,
-		Queue:  func(ctx context.Context, id string) error { return a.work.Add(ctx, time.Time{}, id) },
-		Resync: a.startResync,
+		Queue:        func(ctx context.Context, id string) error { return a.work.Add(ctx, time.Time{}, id) },
+		Resync:       a.startResync,
+		OnRedisError: func(error) { a.metrics.RedisError("admin") },
 	}
 	a.srv = server.New(server.Options{
 		Intake: intake, Admin: admin, Log: log,
@@ -192,10 +194,7 @@ func (a *App) Start(ctx context.Context) error {
 		defer a.bg.Done()
 		a.recon.Run(bgCtx, refresh.LoopOptions{
 			Interval: cfg.ResyncInterval,
-			OnPass: func(rep refresh.Report, err error) {
-				a.metrics.Pass(rep, err)
-				a.health.pass(rep, err)
-			},
+			OnPass:   a.passDone,
 		})
 	}()
 	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix,
@@ -218,13 +217,23 @@ func (a *App) startResync(context.Context) error {
 		r := *a.recon
 		r.Force = true
 		rep, err := r.RunOnce(a.bgCtx)
-		a.metrics.Pass(rep, err)
-		a.health.pass(rep, err)
+		a.passDone(rep, err)
 		if err != nil {
 			a.log().Error("resync failed", "err", err)
 		}
 	}()
 	return nil
+}
+
+// passDone records a reconcile pass; a failure that is not the API's is
+// Redis's.
+func (a *App) passDone(rep refresh.Report, err error) {
+	a.metrics.Pass(rep, err)
+	a.health.pass(rep, err)
+	var apiErr *graphql.Error
+	if err != nil && !errors.As(err, &apiErr) && !errors.Is(err, refresh.ErrPassLost) && !errors.Is(err, context.Canceled) {
+		a.metrics.RedisError("reconcile")
+	}
 }
 
 // Addr returns the address the HTTP server listens on.

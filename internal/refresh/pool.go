@@ -51,6 +51,9 @@ type PoolOptions struct {
 	OnResult func(Result)
 	// Resolver expands connection jobs; connection jobs are dropped if nil.
 	Resolver Resolver
+	// OnRedisError, when set, is told of every Redis operation of the
+	// workers that failed.
+	OnRedisError func(error)
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -184,6 +187,7 @@ func (p *Pool) dispatch() {
 			claims, err := p.ws.Claim(p.runCtx, free, p.token())
 			if err != nil {
 				p.log.Warn("claim work", "err", err)
+				p.redisErr(err)
 			}
 			for _, c := range claims {
 				p.mu.Lock()
@@ -268,6 +272,7 @@ func (p *Pool) run(c Claim) {
 	res, werr := p.write(ctx, c.ID, doc, started)
 	res.Started = started
 	if werr != nil {
+		p.redisErr(werr)
 		p.failed(ctx, c, werr, started)
 		return
 	}
@@ -275,6 +280,7 @@ func (p *Pool) run(c Claim) {
 	rerun, derr := p.ws.Done(fin, c)
 	if derr != nil && !errors.Is(derr, ErrLeaseLost) {
 		p.log.Warn("finish work", "id", c.ID, "err", derr)
+		p.redisErr(derr)
 	}
 	if rerun {
 		p.Wake()
@@ -405,6 +411,13 @@ func (p *Pool) publish(ctx context.Context, r Result) {
 	}
 	if p.opts.OnResult != nil {
 		p.opts.OnResult(r)
+	}
+}
+
+// redisErr reports a failed Redis operation.
+func (p *Pool) redisErr(err error) {
+	if err != nil && p.opts.OnRedisError != nil && !errors.Is(err, ErrLeaseLost) && !errors.Is(err, context.Canceled) {
+		p.opts.OnRedisError(err)
 	}
 }
 

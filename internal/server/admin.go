@@ -39,6 +39,8 @@ type Admin struct {
 	// the pass is started.
 	Resync func(ctx context.Context) error
 	Log    *slog.Logger
+	// OnRedisError, when set, is told of every request Redis failed.
+	OnRedisError func(error)
 }
 
 // Register adds the admin routes to mux. With no token, every /v1 route
@@ -202,6 +204,9 @@ func (a *Admin) resync(w http.ResponseWriter, r *http.Request) {
 var ErrBusy = errors.New("a resync is already running")
 
 func (a *Admin) redisDown(w http.ResponseWriter, err error) {
+	if a.OnRedisError != nil {
+		a.OnRedisError(err)
+	}
 	if a.Log != nil {
 		a.Log.Error("admin request failed", "err", err)
 	}
