@@ -37,7 +37,9 @@ lint: ## gofmt, go vet, and a check that generated code matches its sources
 	@if [ -n "$$(git status --porcelain -- graphql/generated.go)" ]; then echo "graphql/generated.go does not match schema.graphql and graphql/operations: run make generate and commit it"; git diff --stat -- graphql/generated.go; exit 1; fi
 
 bench: ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/prismcache
+	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
+	./bin/prismbench -daemon $(BIN)
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/

@@ -89,7 +89,13 @@ func New(opts Options) (*Client, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
+		// Workers fetch in parallel: net/http's default keeps only 2 idle
+		// connections per host and closes (then dials again) every other one
+		// after each request, which under load costs a TCP (and TLS)
+		// handshake per fetch. Idle connections still close after 90s.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 1024
+		opts.HTTPClient = &http.Client{Transport: t}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

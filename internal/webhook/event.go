@@ -166,6 +166,12 @@ func ParseTimestamp(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, errors.New("not an RFC 3339 time")
 	}
+	// An offset can carry a year-9999 time past 9999 (or a year-0 one
+	// before 1) in UTC, which RFC 3339 cannot write back: stored in an
+	// entry, it would make the entry unreadable.
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, errors.New("out of range: the year in UTC must be 1 to 9999")
+	}
 	return t.UTC(), nil
 }
 
