@@ -41,8 +41,9 @@ bench: ## run the benchmarks
 	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
 	./bin/prismbench -daemon $(BIN)
 
-fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
+fuzz: ## run each fuzz target for a short while (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/
+	$(GO) test -run '^$$' -fuzz FuzzIntake -fuzztime $(or $(FUZZTIME),30s) ./internal/server/
 
 chaos: ## two daemon replicas, a real Redis and a faulty simulator; kills, a flush; checks convergence (needs redis-server)
 	$(GO) test -tags chaos -count=1 -v -timeout 15m ./internal/chaos/

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -174,7 +175,8 @@ func testDeployReachesRedis(t *testing.T, b redistest.Backend) {
 	}
 }
 
-// snapshot returns every key under the prefix with a digest of its value.
+// snapshot returns every key under the prefix with its value, read by
+// type (miniredis DUMPs only strings).
 func snapshot(t *testing.T, b redistest.Backend) string {
 	t.Helper()
 	ctx := context.Background()
@@ -182,7 +184,20 @@ func snapshot(t *testing.T, b redistest.Backend) string {
 	sort.Strings(keys)
 	var out strings.Builder
 	for _, k := range keys {
-		out.WriteString(k + "=" + b.Client.Dump(ctx, k).Val() + "\n")
+		var v any
+		switch typ := b.Client.Type(ctx, k).Val(); typ {
+		case "hash":
+			v = b.Client.HGetAll(ctx, k).Val()
+		case "set":
+			m := b.Client.SMembers(ctx, k).Val()
+			sort.Strings(m)
+			v = m
+		case "zset":
+			v = b.Client.ZRangeWithScores(ctx, k, 0, -1).Val()
+		default:
+			v = b.Client.Get(ctx, k).Val()
+		}
+		fmt.Fprintf(&out, "%s=%v\n", k, v)
 	}
 	return out.String()
 }

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -179,18 +180,19 @@ func TestMetricsExistAndMove(t *testing.T) {
 	if _, err := h.sim.Deploy(id); err != nil {
 		t.Fatal(err)
 	}
-	h.waitFor(t, "the deploy", func() bool { return value(h.entry(t, id), key) == next })
-	after := gather(t, reg)
 	for _, c := range []struct{ family, label, value string }{
 		{"prismcache_webhooks_total", "event", "instance.updated"},
 		{"prismcache_webhooks_total", "event", "instance.deployed"},
 		{"prismcache_fetches_total", "outcome", "refreshed"},
 		{"prismcache_graphql_requests_total", "operation", "GetInstance"},
 	} {
-		if sum(after[c.family], c.label, c.value) <= sum(before[c.family], c.label, c.value) {
-			t.Errorf("%s{%s=%q} did not move", c.family, c.label, c.value)
-		}
+		// The counters move once the work is done, just after its effect
+		// shows in Redis: wait for them, they must move.
+		h.waitFor(t, fmt.Sprintf("%s{%s=%q} to move", c.family, c.label, c.value), func() bool {
+			return sum(gather(t, reg)[c.family], c.label, c.value) > sum(before[c.family], c.label, c.value)
+		})
 	}
+	after := gather(t, reg)
 	if sum(after["prismcache_reconcile_runs_total"], "result", "ok") < 1 {
 		t.Error("the first reconcile pass was not counted")
 	}

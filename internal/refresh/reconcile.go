@@ -256,6 +256,9 @@ func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{},
 	}
 	removed := 0
 	for _, id := range gone {
+		if r.exists(ctx, id) {
+			continue
+		}
 		for attempt := 0; attempt < 8; attempt++ {
 			st, err := r.Store.Load(ctx, id)
 			if err != nil {
@@ -277,6 +280,23 @@ func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{},
 		}
 	}
 	return removed, nil
+}
+
+// exists reports whether an instance the listing left out may exist all the
+// same, asking the API when it can fetch: the listing leaves out system
+// (test) instances, which their webhooks cache, and removing one would
+// tombstone an instance Prismatic still has. When the API fails, it keeps
+// the entry for the next pass to decide.
+func (r *Reconciler) exists(ctx context.Context, id string) bool {
+	f, ok := r.API.(Fetcher)
+	if !ok {
+		return false
+	}
+	inst, err := f.FetchInstance(ctx, id)
+	if graphql.KindOf(err) == graphql.NotFound {
+		return false
+	}
+	return err != nil || inst != nil
 }
 
 // scanKeys calls fn for every key matching pattern, on every master of a

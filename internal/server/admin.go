@@ -65,7 +65,8 @@ func (a *Admin) Register(mux *http.ServeMux) {
 // so the token's length does not leak either).
 func (a *Admin) authorized(r *http.Request) bool {
 	want := sha256.Sum256([]byte(a.Token))
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer") // the scheme is case-insensitive (RFC 9110)
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	return ok && a.Token != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
