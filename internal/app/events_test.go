@@ -123,8 +123,8 @@ func notCached(t *testing.T, h *harness, id string) bool {
 	return errors.Is(err, cache.ErrNotFound)
 }
 
-// e2ePayloadDir holds the example payloads (/work/shared/prismatic/payloads).
-const e2ePayloadDir = "../../../shared/prismatic/payloads"
+// e2ePayloadDir holds the example payloads (copies kept with the webhook tests).
+const e2ePayloadDir = "../webhook/testdata/payloads"
 
 // e2eTimeFormat is the payloads' timestamp format.
 const e2eTimeFormat = "2006-01-02T15:04:05.000000+00:00"

@@ -27,8 +27,8 @@ import (
 )
 
 // payloadDir holds the example payloads shared with the rest of the project
-// (/work/shared/prismatic/payloads, seen from this package's directory).
-const payloadDir = "../../../shared/prismatic/payloads"
+// (copies kept in internal/webhook/testdata/payloads).
+const payloadDir = "../webhook/testdata/payloads"
 
 // Ids of the example payloads.
 const (

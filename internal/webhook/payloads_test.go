@@ -8,8 +8,8 @@ import (
 )
 
 // payloadDir holds the example payloads shared with the rest of the project
-// (/work/shared/prismatic/payloads, seen from this package's directory).
-const payloadDir = "../../../shared/prismatic/payloads"
+// (copies in testdata/payloads, see its README).
+const payloadDir = "testdata/payloads"
 
 // examplePayloads reads every JSON file of payloadDir, keyed by file name.
 func examplePayloads(t testing.TB) map[string][]byte {
