@@ -333,6 +333,28 @@ func (s *Store) SeenEvent(ctx context.Context, sum string) (bool, error) {
 	return n > 0, nil
 }
 
+// LoadSeen is SeenEvent and Load together, in one round trip: the webhook
+// intake checks a body's digest and reads the entry its event is about at
+// once, since it needs both for every instance event. When seen is true the
+// state is not decoded.
+func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
+	pipe := s.rdb.Pipeline()
+	d := pipe.Exists(ctx, s.keys.Dedup(sum))
+	h := pipe.HGetAll(ctx, s.keys.Instance(id))
+	t := pipe.Exists(ctx, s.keys.Tombstone(id))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return State{}, false, fmt.Errorf("load %s and dedup: %w", id, err)
+	}
+	if d.Val() > 0 {
+		return State{}, true, nil
+	}
+	e, err := ParseEntry(h.Val())
+	if err != nil {
+		return State{}, false, fmt.Errorf("load %s: %w", id, err)
+	}
+	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, false, nil
+}
+
 // MarkEvent records that a webhook body with this digest was applied; a
 // repeat within window is recognised by SeenEvent. It must be called only
 // after every effect of the event is in Redis, so that a delivery that failed

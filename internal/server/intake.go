@@ -143,7 +143,19 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256(body)
 	digest := hex.EncodeToString(sum[:])
 	ctx := r.Context()
-	seen, err := in.Store.SeenEvent(ctx, digest)
+	// An instance event reads its entry with the dedup check: one round
+	// trip instead of two.
+	var (
+		seen bool
+		pre  *cache.State
+	)
+	if plan.Target == webhook.TargetInstance {
+		var st cache.State
+		st, seen, err = in.Store.LoadSeen(ctx, plan.InstanceID, digest)
+		pre = &st
+	} else {
+		seen, err = in.Store.SeenEvent(ctx, digest)
+	}
 	if err != nil {
 		in.unavailable(w, &d, err)
 		return
@@ -153,7 +165,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
-	detail, err := in.apply(ctx, ev, plan)
+	detail, err := in.apply(ctx, ev, plan, pre)
 	if err != nil {
 		in.unavailable(w, &d, err)
 		return
@@ -174,15 +186,16 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // apply carries out a plan. It returns a note for the log (why nothing was
-// written, say) or an error when Redis failed.
-func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan) (string, error) {
+// written, say) or an error when Redis failed. pre, when set, is the target
+// instance's state as just read.
+func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan, pre *cache.State) (string, error) {
 	switch plan.Target {
 	case webhook.TargetNone:
 		return plan.Note, nil
 	case webhook.TargetConnection:
 		return "", in.Work.Add(ctx, time.Time{}, refresh.ConnectionJob(plan.ConnectionID))
 	case webhook.TargetInstance:
-		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID)
+		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, pre)
 	case webhook.TargetCustomer:
 		return in.applyCustomer(ctx, ev, plan)
 	}
@@ -213,7 +226,7 @@ func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webh
 		if plan.CustomerID != "" && e.Doc.Customer.ID != plan.CustomerID {
 			continue
 		}
-		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID); err != nil {
+		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID, nil); err != nil {
 			return "", err
 		}
 		removed++
@@ -222,12 +235,18 @@ func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webh
 }
 
 // applyInstance decides and writes one instance's effect, deciding again
-// when a concurrent write got in first.
-func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id string) (string, error) {
+// when a concurrent write got in first. pre, when set, is the state to
+// decide on first (read with the dedup check); later attempts read again.
+func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id string, pre *cache.State) (string, error) {
 	for attempt := 0; attempt < 16; attempt++ {
-		st, err := in.Store.Load(ctx, id)
-		if err != nil {
-			return "", err
+		var st cache.State
+		if attempt == 0 && pre != nil {
+			st = *pre
+		} else {
+			var err error
+			if st, err = in.Store.Load(ctx, id); err != nil {
+				return "", err
+			}
 		}
 		eff := webhook.Decide(action, ts, st)
 		if eff.Fetch == webhook.FetchNow {

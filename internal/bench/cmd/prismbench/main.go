@@ -1,0 +1,86 @@
+// Command prismbench is the load harness of `make bench`: it runs the
+// daemon (prismcache serve), a redis-server and the Prismatic simulator,
+// measures each scenario of issue 7 and prints one JSON line per scenario
+// and a table (docs/benchmarks.md).
+//
+//	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep]
+//	prismbench baseline -listen 127.0.0.1:0   (the ceiling's endpoint; started by the harness)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/prismcache/prismcache/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "prismbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "baseline" {
+		return runBaseline(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("prismbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := bench.Options{Root: ".", Out: stdout, Log: stderr, Quick: os.Getenv("BENCH_QUICK") == "1"}
+	var only string
+	fs.StringVar(&o.DaemonBin, "daemon", "", "prismcache binary to run as the daemon (built from -root when empty)")
+	fs.StringVar(&o.Root, "root", o.Root, "the module's root directory")
+	fs.BoolVar(&o.Quick, "quick", o.Quick, "short phases and small sizes, a smoke test (env BENCH_QUICK=1)")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios to run: "+strings.Join(bench.Scenarios, ","))
+	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory with the child processes' logs")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: prismbench [flags]\n\nRuns the load harness of make bench; JSON lines and a table on stdout, progress on stderr.\n\nExample:\n  BENCH_QUICK=1 prismbench -daemon bin/prismcache -only intake\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if only != "" {
+		o.Only = strings.Split(only, ",")
+	}
+	return bench.Run(ctx, o)
+}
+
+// runBaseline serves the baseline endpoint and prints its URL on the first
+// line of stdout, for the harness that started it.
+func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("prismbench baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	secret := os.Getenv("PRISMBENCH_SECRET")
+	if secret == "" {
+		return errors.New("PRISMBENCH_SECRET is not set")
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := bench.BaselineServer(bench.BaselineHandler(secret))
+	fmt.Fprintf(stdout, "http://%s\n", ln.Addr())
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/cache"
+)
+
+// Env is what every scenario shares: the work directory, the daemon's
+// binary, the harness's own redis-server and the settings the daemon is
+// started with. Scenarios run one at a time; each flushes Redis first.
+type Env struct {
+	// Dir holds the logs of the child processes.
+	Dir string
+	// DaemonBin is the prismcache binary, run as `prismcache serve`.
+	DaemonBin string
+	// Exe is this executable, run as `prismbench baseline` for the ceiling.
+	Exe string
+	// Root is the module's root, where `go test` runs the reader benchmarks.
+	Root string
+	// Quick shortens every phase (BENCH_QUICK=1): a smoke test, not figures.
+	Quick bool
+	Redis *Redis
+	// Log receives progress lines.
+	Log io.Writer
+
+	runs int
+}
+
+// Settings shared by every daemon the harness starts.
+const (
+	benchSecret = "prismbench-webhook-secret"
+	benchAdmin  = "prismbench-admin-token-0123456789"
+	benchPrefix = "bench:"
+)
+
+// Logf prints a progress line.
+func (e *Env) Logf(format string, args ...any) {
+	fmt.Fprintf(e.Log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// pick returns quick when the run is quick, else full.
+func pick[T any](e *Env, full, quick T) T {
+	if e.Quick {
+		return quick
+	}
+	return full
+}
+
+// Keys are the daemon's key names.
+func (e *Env) Keys() cache.Keys { return cache.NewKeys(benchPrefix) }
+
+// Flush empties the harness's Redis.
+func (e *Env) Flush(ctx context.Context) error { return e.Redis.Client.FlushAll(ctx).Err() }
+
+// Daemon starts `prismcache serve` against the harness's Redis and sim,
+// with --prismatic-rate rate and --workers workers.
+func (e *Env) Daemon(ctx context.Context, sim *Sim, rate float64, workers int) (*Daemon, error) {
+	e.runs++
+	d, err := StartDaemon(ctx, DaemonConfig{
+		Bin: e.DaemonBin, Dir: e.Dir, Name: fmt.Sprintf("daemon-%d", e.runs), RedisURL: e.Redis.URL, Prefix: benchPrefix,
+		Secret: benchSecret, AdminToken: benchAdmin, PrismaticURL: sim.URL, Rate: rate, Workers: workers,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.Logf("daemon pid %d on %s (rate %g/s, %d workers; log %s)", d.PID(), d.URL, rate, workers, d.Log)
+	return d, nil
+}
+
+// Fill starts a daemon on a flushed Redis at a high rate, so its first sync
+// caches every instance of sim quickly, and waits until the work set is
+// empty. The caller closes the daemon (or keeps it).
+func (e *Env) Fill(ctx context.Context, sim *Sim, rate float64, workers int) (*Daemon, time.Duration, error) {
+	if err := e.Flush(ctx); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	d, err := e.Daemon(ctx, sim, rate, workers)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := e.WaitIdle(ctx, d, 10*time.Minute); err != nil {
+		d.Close()
+		return nil, 0, err
+	}
+	took := time.Since(start)
+	e.Logf("filled in %s", took.Round(time.Millisecond))
+	return d, took, nil
+}
+
+// WaitIdle waits until a complete sync is recorded and the work set has
+// nothing queued or in flight.
+func (e *Env) WaitIdle(ctx context.Context, d *Daemon, limit time.Duration) error {
+	k := e.Keys()
+	rdb := e.Redis.Client
+	deadline := time.Now().Add(limit)
+	for {
+		pipe := rdb.Pipeline()
+		synced := pipe.HExists(ctx, k.SyncMarker(), "at")
+		due := pipe.ZCard(ctx, k.WorkDue())
+		leased := pipe.ZCard(ctx, k.WorkLeases())
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		if synced.Val() && due.Val() == 0 && leased.Val() == 0 {
+			return nil
+		}
+		if d != nil && d.Exited() {
+			return fmt.Errorf("the daemon exited:\n%s", d.Tail(20))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("work set not empty after %s (synced %v, due %d, leased %d)", limit, synced.Val(), due.Val(), leased.Val())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Watcher follows the daemon's change feed (<prefix>events) and reads the
+// deployed version of every refreshed entry.
+type Watcher struct {
+	ps   *redis.PubSub
+	wg   sync.WaitGroup
+	work chan seen
+}
+
+type seen struct {
+	id string
+	at time.Time
+}
+
+// Watch subscribes to the change feed; fn is called (from several
+// goroutines) with each refreshed entry's deployed version and the time its
+// message arrived.
+func (e *Env) Watch(ctx context.Context, fn func(id string, version int, at time.Time)) (*Watcher, error) {
+	rdb := e.Redis.Client
+	key := e.Keys()
+	w := &Watcher{ps: rdb.Subscribe(ctx, key.Events()), work: make(chan seen, 1<<16)}
+	if _, err := w.ps.Receive(ctx); err != nil {
+		_ = w.ps.Close()
+		return nil, err
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer close(w.work)
+		for m := range w.ps.Channel(redis.WithChannelSize(1 << 16)) {
+			at := time.Now()
+			var msg cache.Message
+			if json.Unmarshal([]byte(m.Payload), &msg) != nil || msg.Change != cache.ChangeRefreshed {
+				continue
+			}
+			w.work <- seen{msg.ID, at}
+		}
+	}()
+	for range 8 {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for s := range w.work {
+				v, err := rdb.HGet(context.Background(), key.Instance(s.id), cache.FieldDeployedVersion).Result()
+				if err != nil {
+					continue
+				}
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					continue
+				}
+				fn(s.id, n, s.at)
+			}
+		}()
+	}
+	return w, nil
+}
+
+// Close ends the subscription.
+func (w *Watcher) Close() {
+	_ = w.ps.Close()
+	w.wg.Wait()
+}

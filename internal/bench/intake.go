@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// Intake settings: the daemon runs with the API quota the resync scenario
+// uses, so fetches behind the deploy events stay a realistic background.
+const (
+	intakeRate    = 100
+	intakeWorkers = 8
+	intakeFixed   = 2000 // webhooks/s of the open-loop run
+	simLatency    = 20 * time.Millisecond
+	// openConns bounds the connections of an open-loop run: enough that
+	// the sender never waits for one at the rates used (rate × latency).
+	openConns = 256
+)
+
+// IntakeLevel is one concurrency level against the daemon and the baseline.
+type IntakeLevel struct {
+	Concurrency int     `json:"concurrency"`
+	Daemon      Load    `json:"daemon"`
+	Baseline    Load    `json:"baseline"`
+	Ratio       float64 `json:"ratio"`
+	// CPU is the CPU time per answered webhook, in µs, of each process
+	// during the daemon's run and the baseline's.
+	DaemonCPU   map[string]float64 `json:"daemon_cpu_us_per_webhook"`
+	BaselineCPU map[string]float64 `json:"baseline_cpu_us_per_webhook"`
+}
+
+// IntakeResults is the intake scenario's JSON payload.
+type IntakeResults struct {
+	Instances int           `json:"instances"`
+	Events    string        `json:"events"`
+	Levels    []IntakeLevel `json:"levels"`
+	// PeakDaemon and Ceiling are the best throughput over the levels; Ratio
+	// is their quotient (the target's figure).
+	PeakDaemon  float64 `json:"peak_daemon_per_s"`
+	PeakAt      int     `json:"peak_daemon_concurrency"`
+	Ceiling     float64 `json:"ceiling_per_s"`
+	CeilingAt   int     `json:"ceiling_concurrency"`
+	Ratio       float64 `json:"ratio"`
+	Fixed       Load    `json:"fixed_rate_daemon"`
+	FixedBase   Load    `json:"fixed_rate_baseline"`
+	DaemonFlags string  `json:"daemon_flags"`
+}
+
+// intakeJob sends instance.updated and instance.deployed in turn, over ids
+// in a scattered order, each body unique.
+func intakeJob(sg *Signer, host string, ids []prismaticsim.InstanceSummary) Job {
+	var seq atomic.Int64
+	return func(buf []byte) ([]byte, func(int, []byte, time.Time), error) {
+		n := seq.Add(1)
+		in := ids[(n*7919)%int64(len(ids))]
+		// The type follows the round over ids, not n's parity, so that
+		// every instance gets both types whatever len(ids) is.
+		typ := webhook.InstanceUpdated
+		if (n/int64(len(ids)))%2 == 1 {
+			typ = webhook.InstanceDeployed
+		}
+		return sg.Request(buf, host, typ, sg.InstanceEvent(typ, in.ID, in.Name)), nil, nil
+	}
+}
+
+// Intake measures webhook throughput and ack latency at rising concurrency,
+// against the daemon and against the baseline endpoint (the ceiling), and
+// the ack latency of an open-loop run at 2,000 webhooks/s.
+func (e *Env) Intake(ctx context.Context) (Report, error) {
+	rep := Report{Scenario: "intake", Quick: e.Quick}
+	customers := pick(e, 334, 100)
+	sim, err := StartSim(customers, simLatency)
+	if err != nil {
+		return rep, err
+	}
+	defer sim.Close()
+	fill, _, err := e.Fill(ctx, sim, 10000, 64)
+	if err != nil {
+		return rep, err
+	}
+	fill.Close()
+	d, err := e.Daemon(ctx, sim, intakeRate, intakeWorkers)
+	if err != nil {
+		return rep, err
+	}
+	defer d.Close()
+	base, baseURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret)
+	if err != nil {
+		return rep, err
+	}
+	defer base.Stop(5 * time.Second)
+	e.Logf("baseline pid %d on %s", base.PID(), baseURL)
+
+	daemonHost, _ := HostOf(d.URL)
+	baseHost, _ := HostOf(baseURL)
+	ids := sim.CustomerInstances()
+	sg := &Signer{Secret: []byte(benchSecret)}
+	res := IntakeResults{Instances: len(ids), Events: "instance.updated (stale mark) and instance.deployed (work-set add), alternating, unique timestamps",
+		DaemonFlags: fmt.Sprintf("--prismatic-rate %d --workers %d --log-level warn", intakeRate, intakeWorkers)}
+	warm, dur := pick(e, 500*time.Millisecond, 200*time.Millisecond), pick(e, 5*time.Second, time.Second)
+	for _, c := range []int{1, 4, 16, 64} {
+		lv := IntakeLevel{Concurrency: c}
+		cpu, noise := StartCPU(map[string]int{"baseline": base.PID(), "harness": os.Getpid()}), StartNoise()
+		lv.Baseline = ClosedLoop(ctx, baseHost, c, warm, dur, intakeJob(sg, baseHost, ids))
+		lv.Baseline.Target, lv.Baseline.Others = "baseline", noise.report()
+		lv.BaselineCPU = cpu.PerOp(lv.Baseline.OK)
+		cpu, noise = StartCPU(map[string]int{"daemon": d.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
+		lv.Daemon = ClosedLoop(ctx, daemonHost, c, warm, dur, intakeJob(sg, daemonHost, ids))
+		lv.Daemon.Target, lv.Daemon.Others = "daemon", noise.report()
+		lv.DaemonCPU = cpu.PerOp(lv.Daemon.OK)
+		lv.Ratio = Ratio(lv.Daemon.Throughput, lv.Baseline.Throughput)
+		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v): ratio %.2f",
+			c, lv.Daemon.Others.Cores, lv.Daemon.Throughput, FmtDur(lv.Daemon.lat.P50), FmtDur(lv.Daemon.lat.P99), lv.Daemon.Failed, lv.Daemon.Duplicates, roundMap(lv.DaemonCPU),
+			lv.Baseline.Throughput, FmtDur(lv.Baseline.lat.P99), roundMap(lv.BaselineCPU), lv.Ratio)
+		if lv.Daemon.Failed > 0 {
+			e.Logf("  daemon errors, last: %s", lv.Daemon.LastError)
+		}
+		res.Levels = append(res.Levels, lv)
+		if lv.Daemon.Throughput > res.PeakDaemon {
+			res.PeakDaemon, res.PeakAt = lv.Daemon.Throughput, c
+		}
+		if lv.Baseline.Throughput > res.Ceiling {
+			res.Ceiling, res.CeilingAt = lv.Baseline.Throughput, c
+		}
+	}
+	res.Ratio = Ratio(res.PeakDaemon, res.Ceiling)
+
+	fixedDur := pick(e, 10*time.Second, 2*time.Second)
+	noise := StartNoise()
+	res.FixedBase = OpenLoop(ctx, baseHost, intakeFixed, fixedDur, openConns, intakeJob(sg, baseHost, ids))
+	res.FixedBase.Target, res.FixedBase.Others = "baseline", noise.report()
+	noise = StartNoise()
+	res.Fixed = OpenLoop(ctx, daemonHost, intakeFixed, fixedDur, openConns, intakeJob(sg, daemonHost, ids))
+	res.Fixed.Target, res.Fixed.Others = "daemon", noise.report()
+	e.Logf("intake at %d/s: daemon p50 %s p99 %s (from schedule p99 %.3f ms), failed %d; baseline p99 %s; other processes %.2f cores",
+		intakeFixed, FmtDur(res.Fixed.lat.P50), FmtDur(res.Fixed.lat.P99), res.Fixed.FromSchedule.P99MS, res.Fixed.Failed, FmtDur(res.FixedBase.lat.P99), res.Fixed.Others.Cores)
+
+	rep.Results = res
+	lv := res.Levels[len(res.Levels)-1]
+	rep.Figures = []Row{
+		{Scenario: "intake", Figure: fmt.Sprintf("throughput, peak (c=%d)", res.PeakAt), Value: FmtRate(res.PeakDaemon),
+			Reference: fmt.Sprintf("ceiling %s (c=%d)", FmtRate(res.Ceiling), res.CeilingAt),
+			Target:    NewTarget(res.Ratio, ">=", 0.7, fmt.Sprintf("≥ 0.7 × ceiling (is %.2f)", res.Ratio))},
+		{Scenario: "intake", Figure: fmt.Sprintf("ack p50 / p99 at c=%d", lv.Concurrency),
+			Value:     FmtDur(lv.Daemon.lat.P50) + " / " + FmtDur(lv.Daemon.lat.P99),
+			Reference: "baseline " + FmtDur(lv.Baseline.lat.P50) + " / " + FmtDur(lv.Baseline.lat.P99)},
+		{Scenario: "intake", Figure: fmt.Sprintf("ack p99 at %d/s (p50)", intakeFixed),
+			Value:     FmtDur(res.Fixed.lat.P99) + " (" + FmtDur(res.Fixed.lat.P50) + ")",
+			Reference: "baseline " + FmtDur(res.FixedBase.lat.P99) + " (" + FmtDur(res.FixedBase.lat.P50) + ")",
+			Target:    NewTarget(float64(res.Fixed.lat.P99)/1e6, "<=", 5, "≤ 5 ms")},
+	}
+	if res.Fixed.Failed > 0 || lv.Daemon.Failed > 0 {
+		rep.Error = fmt.Sprintf("failed webhooks: %d at the fixed rate, %d at c=%d (last: %s)", res.Fixed.Failed, lv.Daemon.Failed, lv.Concurrency, res.Fixed.LastError+lv.Daemon.LastError)
+	}
+	return rep, nil
+}
+
+// roundMap rounds every value to a whole number, for a log line.
+func roundMap(m map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = math.Round(v)
+	}
+	return out
+}
