@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/webhook"
@@ -107,8 +109,16 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 		what = "customer " + custID
 		ids, err = p.resolver.CustomerInstances(ctx, custID)
 	}
+	skipped := 0
 	if err == nil && len(ids) > 0 {
-		err = p.ws.Add(ctx, time.Time{}, ids...)
+		var fresh []string
+		fresh, err = p.fetchedSince(ctx, ids, c.Since)
+		if err == nil {
+			skipped = len(ids) - len(fresh)
+			if len(fresh) > 0 {
+				err = p.ws.Add(ctx, time.Time{}, fresh...)
+			}
+		}
 	}
 	if err != nil {
 		p.failed(ctx, c, fmt.Errorf("resolve %s: %w", what, err), started)
@@ -122,8 +132,40 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 	if len(ids) == 0 {
 		res.Skip = what + " resolves to no instance"
 	}
-	p.log.Info("resolve", "job", what, "instances", len(ids), "took", p.opts.Now().Sub(started).Round(time.Millisecond))
+	p.log.Info("resolve", "job", what, "instances", len(ids), "already_fresh", skipped, "took", p.opts.Now().Sub(started).Round(time.Millisecond))
 	p.publish(fin, res)
 }
 
 var _ Lister = (*graphql.Client)(nil)
+
+// sinceMargin absorbs clock differences between replicas when comparing a
+// fetch's start with a request's time (both the daemon's clocks).
+const sinceMargin = time.Second
+
+// fetchedSince returns the ids among ids that still need a fetch for a
+// request made at since: those whose entry was not fetched after it. A
+// fetch that began after the request saw its change already; queuing the
+// instance again would only spend API quota (a burst of connection events
+// would otherwise refetch every instance behind the connection once more).
+func (p *Pool) fetchedSince(ctx context.Context, ids []string, since time.Time) ([]string, error) {
+	if since.IsZero() {
+		return ids, nil
+	}
+	keys := p.store.Keys()
+	pipe := p.store.Client().Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, keys.Instance(id), cache.FieldFetchedAt)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read fetch times: %w", err)
+	}
+	var need []string
+	for i, id := range ids {
+		at, err := time.Parse(time.RFC3339Nano, cmds[i].Val())
+		if err != nil || !at.After(since.Add(sinceMargin)) {
+			need = append(need, id)
+		}
+	}
+	return need, nil
+}

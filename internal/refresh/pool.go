@@ -210,8 +210,9 @@ func (p *Pool) dispatch() {
 			}
 			claimed = len(claims)
 		}
-		if claimed > 0 && claimed == free {
-			// Possibly more due: look again as soon as a worker frees up.
+		if free == 0 || (claimed > 0 && claimed == free) {
+			// Every worker is busy (and more may be due): nothing to do
+			// until one frees up — no polling meanwhile.
 			select {
 			case <-p.stop:
 				return

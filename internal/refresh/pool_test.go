@@ -209,3 +209,48 @@ func TestPoolCoalescesABurstIntoAtMostTwoFetches(t *testing.T) {
 		}
 	})
 }
+
+// fakeResolver maps every connection to a fixed set of instances.
+type fakeResolver struct{ ids []string }
+
+func (f fakeResolver) ConnectionInstances(context.Context, string) ([]string, error) { return f.ids, nil }
+func (f fakeResolver) CustomerInstances(context.Context, string) ([]string, error)   { return f.ids, nil }
+
+// TestConnectionJobSkipsInstancesFetchedSinceTheEvent: a connection event
+// whose job runs late must not refetch the instances that were already
+// fetched after the event arrived; the others it queues.
+func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		event := time.Now()
+		for id, fetched := range map[string]time.Time{
+			"fresh": event.Add(5 * time.Second),  // fetched after the event: saw it
+			"old":   event.Add(-5 * time.Second), // fetched before it
+		} {
+			e := cache.Entry{Doc: &cache.Doc{ID: id, DeployedVersion: 1}, DeployedVersion: 1, FetchedAt: fetched}
+			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var fetched sync.Map
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			fetched.Store(id, true)
+			return instance(id, 2), nil
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 2, Resolver: fakeResolver{ids: []string{"fresh", "old", "uncached"}}})
+		defer r.pool.Close(ctx)
+		if err := r.ws.Add(ctx, event, refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the job and its fetches", func() bool {
+			s, _ := r.ws.Stats(ctx)
+			return len(r.results()) >= 3 && s.Queued == 0 && s.Leased == 0
+		})
+		for id, want := range map[string]bool{"fresh": false, "old": true, "uncached": true} {
+			if _, got := fetched.Load(id); got != want {
+				t.Errorf("instance %s fetched = %v, want %v", id, got, want)
+			}
+		}
+	})
+}

@@ -124,11 +124,14 @@ type Claim struct {
 	Token string
 	// Attempts counts the failed runs of this id since its last success.
 	Attempts int
+	// Since is when the id became due: the earliest request this run
+	// serves was made no earlier.
+	Since time.Time
 }
 
 // claimScript: KEYS due, leases, owners, dirty, attempts. ARGV now ms, lease
 // ms, max, token. First returns expired leases to due, then claims up to max
-// due ids. Returns id, attempts pairs.
+// due ids. Returns id, attempts, due-score triples.
 var claimScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
@@ -142,11 +145,13 @@ end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
+  local since = redis.call('ZSCORE', KEYS[1], id)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
   redis.call('HSET', KEYS[3], id, ARGV[4])
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', KEYS[5], id) or '0'
+  out[#out + 1] = since
 end
 return out
 `)
@@ -161,10 +166,11 @@ func (w *WorkSet) Claim(ctx context.Context, max int, token string) ([]Claim, er
 	if err != nil {
 		return nil, fmt.Errorf("work set claim: %w", err)
 	}
-	claims := make([]Claim, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
+	claims := make([]Claim, 0, len(res)/3)
+	for i := 0; i+2 < len(res); i += 3 {
 		n, _ := strconv.Atoi(res[i+1])
-		claims = append(claims, Claim{ID: res[i], Token: token, Attempts: n})
+		since, _ := strconv.ParseFloat(res[i+2], 64)
+		claims = append(claims, Claim{ID: res[i], Token: token, Attempts: n, Since: time.UnixMilli(int64(since))})
 	}
 	return claims, nil
 }
