@@ -53,8 +53,19 @@ func (k Keys) SyncMarker() string { return k.prefix + "synced" }
 // ReconcileLease is held by the one replica whose reconciler is running.
 func (k Keys) ReconcileLease() string { return k.prefix + "reconcile:lease" }
 
-// Dedup records a webhook body that was already applied.
+// Dedup records a webhook body that was already applied, for events that
+// touch several instances (customer events).
 func (k Keys) Dedup(sum string) string { return k.prefix + "dedup:{" + sum + "}" }
+
+// InstanceDedup records a webhook body about one instance that was already
+// applied. It shares the instance's hash tag, so the write script sets it in
+// the same step as the effect.
+func (k Keys) InstanceDedup(id, sum string) string { return k.prefix + "dedup:{" + id + "}:" + sum }
+
+// WorkDedup records a webhook body whose only effect was to queue work. It
+// shares the work set's hash tag, so the queuing script sets it in the same
+// step.
+func (k Keys) WorkDedup(sum string) string { return k.prefix + "{work}:dedup:" + sum }
 
 // WorkDue, WorkLeases, WorkOwners, WorkDirty and WorkAttempts are the durable
 // work set; they share one hash tag so that its scripts stay in one slot.

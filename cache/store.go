@@ -112,16 +112,20 @@ func (s *Store) Load(ctx context.Context, id string) (State, error) {
 
 // applyScript writes an entry if its rev is still the one the caller read.
 //
-// KEYS[1] entry hash, KEYS[2] tombstone.
+// KEYS[1] entry hash, KEYS[2] tombstone, KEYS[3] (optional) the dedup mark of
+// the webhook body that caused the write.
 // ARGV[1] expected rev ("0": the hash must not exist), ARGV[2] "set" or
 // "delete", ARGV[3] tombstone TTL in ms, ARGV[4] tombstone value, ARGV[5]
 // events channel, ARGV[6] message up to the rev ('{"id":…,"rev":'), ARGV[7]
-// number of field/value pairs n, then n pairs, then fields to delete.
+// dedup mark TTL in ms, ARGV[8] number of field/value pairs n, then n pairs,
+// then fields to delete.
 //
 // Returns {1, rev} when written, {0, rev} on a rev mismatch, {-1, rev} when a
-// tombstone forbids the write.
+// tombstone forbids the write, {-2, rev} when the dedup mark exists (the
+// body was applied already).
 var applyScript = redis.NewScript(`
 local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if #KEYS > 2 and redis.call('EXISTS', KEYS[3]) == 1 then return {-2, rev} end
 if rev ~= tonumber(ARGV[1]) then return {0, rev} end
 local newrev
 if ARGV[2] == 'delete' then
@@ -130,14 +134,14 @@ if ARGV[2] == 'delete' then
   newrev = rev + 1
 else
   if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, rev} end
-  local n = tonumber(ARGV[7])
-  local i = 8
+  local n = tonumber(ARGV[8])
+  local i = 9
   if n > 0 then
     local args = {}
     for j = 1, 2 * n do args[j] = ARGV[i + j - 1] end
     redis.call('HSET', KEYS[1], unpack(args))
   end
-  i = 8 + 2 * n
+  i = 9 + 2 * n
   if i <= #ARGV then
     local del = {}
     for j = i, #ARGV do del[#del + 1] = ARGV[j] end
@@ -145,17 +149,34 @@ else
   end
   newrev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 end
+if #KEYS > 2 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[7]) end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. newrev .. '}')
 return {1, newrev}
 `)
 
-// Apply writes m to the entry of instance id if its rev is still expectRev
-// (0 when the entry did not exist), publishes the change, and keeps the
-// lookup indexes in step. It returns the entry's new rev, ErrConflict when
-// the entry changed since it was read, or ErrTombstoned when the instance was
-// deleted. prev is the entry the mutation was decided on, so that index rows
-// it no longer needs are removed.
+// ErrDuplicate: the webhook body behind an ApplyOnce was applied already.
+var ErrDuplicate = errors.New("webhook body applied already")
+
+// Apply writes m to the entry of instance id if its rev is still
+// prev.Rev (0 when the entry did not exist), publishes the change, and
+// keeps the lookup indexes in step. It returns the entry's new rev,
+// ErrConflict when the entry changed since it was read, or ErrTombstoned
+// when the instance was deleted. prev is the entry the mutation was decided
+// on, so that index rows it no longer needs are removed.
 func (s *Store) Apply(ctx context.Context, id string, prev Entry, m Mutation) (int64, error) {
+	return s.apply(ctx, id, prev, m, "", 0)
+}
+
+// ApplyOnce is Apply for the effect of a webhook body with digest sum: in
+// the same step as the write it marks the body applied for window, and it
+// refuses with ErrDuplicate when the body was applied already. A delivery
+// that fails before the write is therefore applied in full when retried,
+// and one that got through is never applied twice.
+func (s *Store) ApplyOnce(ctx context.Context, id string, prev Entry, m Mutation, sum string, window time.Duration) (int64, error) {
+	return s.apply(ctx, id, prev, m, sum, window)
+}
+
+func (s *Store) apply(ctx context.Context, id string, prev Entry, m Mutation, sum string, window time.Duration) (int64, error) {
 	msg, err := json.Marshal(Message{ID: id, Change: m.Kind})
 	if err != nil {
 		return 0, fmt.Errorf("apply %s: %w", id, err)
@@ -163,7 +184,7 @@ func (s *Store) Apply(ctx context.Context, id string, prev Entry, m Mutation) (i
 	// Cut the encoded message before its rev so the script appends the rev it
 	// assigns: `{"id":"…","change":"…","rev":`.
 	msgHead := string(msg[:len(msg)-2]) // drop `0}`
-	args := []any{prev.Rev, "set", s.tombstone.Milliseconds(), time.Now().UTC().Format(time.RFC3339Nano), s.keys.Events(), msgHead}
+	args := []any{prev.Rev, "set", s.tombstone.Milliseconds(), time.Now().UTC().Format(time.RFC3339Nano), s.keys.Events(), msgHead, window.Milliseconds()}
 	if m.Delete {
 		args[1] = "delete"
 		args = append(args, 0)
@@ -180,7 +201,11 @@ func (s *Store) Apply(ctx context.Context, id string, prev Entry, m Mutation) (i
 			args = append(args, k)
 		}
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{s.keys.Instance(id), s.keys.Tombstone(id)}, args...).Int64Slice()
+	keys := []string{s.keys.Instance(id), s.keys.Tombstone(id)}
+	if sum != "" {
+		keys = append(keys, s.keys.InstanceDedup(id, sum))
+	}
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("apply %s: %w", id, err)
 	}
@@ -192,6 +217,8 @@ func (s *Store) Apply(ctx context.Context, id string, prev Entry, m Mutation) (i
 		return res[1], ErrConflict
 	case -1:
 		return res[1], ErrTombstoned
+	case -2:
+		return res[1], ErrDuplicate
 	}
 	if err := s.reindex(ctx, id, prev.Doc, m); err != nil {
 		return res[1], err
@@ -207,6 +234,12 @@ func (s *Store) reindex(ctx context.Context, id string, prev *Doc, m Mutation) e
 	var next *Doc
 	if !m.Delete {
 		next = m.Entry.Doc
+	}
+	if (m.Kind == ChangeStale || m.Kind == ChangeEnabled) && sameIndexRows(prev, next) {
+		// A stale mark or a toggle moves no index row. Fetch writes always
+		// rewrite theirs, which repairs rows a crash between the entry's
+		// write and the index's left missing.
+		return nil
 	}
 	pipe := s.rdb.Pipeline()
 	if prev != nil {
@@ -243,6 +276,23 @@ func (s *Store) reindex(ctx context.Context, id string, prev *Doc, m Mutation) e
 		return fmt.Errorf("index %s: %w", id, err)
 	}
 	return nil
+}
+
+// sameIndexRows reports whether two documents need the same index rows.
+func sameIndexRows(a, b *Doc) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Customer.ExternalID != b.Customer.ExternalID || a.Integration.Name != b.Integration.Name || len(a.Config) != len(b.Config) {
+		return false
+	}
+	ids := configIDs(a)
+	for _, cv := range b.Config {
+		if _, ok := ids[cv.ID]; !ok && cv.ID != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func configIDs(d *Doc) map[string]struct{} {
@@ -339,7 +389,7 @@ func (s *Store) SeenEvent(ctx context.Context, sum string) (bool, error) {
 // state is not decoded.
 func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
 	pipe := s.rdb.Pipeline()
-	d := pipe.Exists(ctx, s.keys.Dedup(sum))
+	d := pipe.Exists(ctx, s.keys.InstanceDedup(id, sum))
 	h := pipe.HGetAll(ctx, s.keys.Instance(id))
 	t := pipe.Exists(ctx, s.keys.Tombstone(id))
 	if _, err := pipe.Exec(ctx); err != nil {

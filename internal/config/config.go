@@ -61,7 +61,7 @@ func Default() Config {
 		RedisURL:         "redis://127.0.0.1:6379/0",
 		RedisPrefix:      cache.DefaultPrefix,
 		MaxBody:          1 << 20,
-		DedupWindow:      24 * time.Hour,
+		DedupWindow:      time.Hour,
 		PrismaticURL:     graphql.DefaultURL,
 		PrismaticTimeout: graphql.DefaultTimeout,
 		PrismaticRate:    10,

@@ -61,12 +61,16 @@ func (w *WorkSet) workKeys() []string {
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// addScript: KEYS due, leases, owners, dirty, attempts. ARGV due ms,
-// only-if-claimed flag, wake channel, ids… Returns how many ids became due.
+// addScript: KEYS due, leases, owners, dirty, attempts, and optionally the
+// dedup mark of the webhook body that asks for the work. ARGV due ms,
+// only-if-claimed flag, wake channel, dedup mark TTL ms, ids… Returns how
+// many ids became due, or -1 when the dedup mark exists (the body was
+// applied already; nothing is queued).
 var addScript = redis.NewScript(`
+if #KEYS > 5 and redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
 local added = 0
 local due = tonumber(ARGV[1])
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   if redis.call('ZSCORE', KEYS[2], id) then
     redis.call('SADD', KEYS[4], id)
@@ -78,6 +82,7 @@ for i = 4, #ARGV do
     end
   end
 end
+if #KEYS > 5 then redis.call('SET', KEYS[6], '1', 'PX', ARGV[4]) end
 if added > 0 then redis.call('PUBLISH', ARGV[3], '1') end
 return added
 `)
@@ -86,19 +91,28 @@ return added
 // earlier of its two times; an id being worked on is marked to run once more
 // after the current run.
 func (w *WorkSet) Add(ctx context.Context, due time.Time, ids ...string) error {
-	return w.add(ctx, due, false, ids)
+	_, err := w.add(ctx, due, false, "", 0, ids)
+	return err
+}
+
+// AddOnce is Add, now, for the work a webhook body with digest sum asks
+// for: in the same step it marks the body applied for window, and it queues
+// nothing and reports dup when the body was applied already.
+func (w *WorkSet) AddOnce(ctx context.Context, sum string, window time.Duration, ids ...string) (dup bool, err error) {
+	return w.add(ctx, time.Time{}, false, sum, window, ids)
 }
 
 // AddIfRunning marks, among ids, those being worked on to run once more; it
 // queues nothing that is not already claimed. An event whose change a fetch
 // in flight may have missed uses it.
 func (w *WorkSet) AddIfRunning(ctx context.Context, ids ...string) error {
-	return w.add(ctx, time.Time{}, true, ids)
+	_, err := w.add(ctx, time.Time{}, true, "", 0, ids)
+	return err
 }
 
-func (w *WorkSet) add(ctx context.Context, due time.Time, onlyRunning bool, ids []string) error {
+func (w *WorkSet) add(ctx context.Context, due time.Time, onlyRunning bool, sum string, window time.Duration, ids []string) (bool, error) {
 	if len(ids) == 0 {
-		return nil
+		return false, nil
 	}
 	if due.IsZero() {
 		due = w.now()
@@ -107,15 +121,20 @@ func (w *WorkSet) add(ctx context.Context, due time.Time, onlyRunning bool, ids 
 	if onlyRunning {
 		flag = "1"
 	}
-	args := make([]any, 0, 3+len(ids))
-	args = append(args, ms(due), flag, w.keys.WorkWake())
+	args := make([]any, 0, 4+len(ids))
+	args = append(args, ms(due), flag, w.keys.WorkWake(), window.Milliseconds())
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	if err := addScript.Run(ctx, w.rdb, w.workKeys(), args...).Err(); err != nil {
-		return fmt.Errorf("work set add: %w", err)
+	keys := w.workKeys()
+	if sum != "" {
+		keys = append(keys, w.keys.WorkDedup(sum))
 	}
-	return nil
+	n, err := addScript.Run(ctx, w.rdb, keys, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("work set add: %w", err)
+	}
+	return n < 0, nil
 }
 
 // Claim is one id a worker holds.

@@ -20,7 +20,7 @@ import (
 // Defaults of Intake.
 const (
 	DefaultMaxBody     = 1 << 20
-	DefaultDedupWindow = 24 * time.Hour
+	DefaultDedupWindow = time.Hour
 )
 
 // Intake is the handler of POST /webhooks/prismatic. It verifies, parses and
@@ -142,64 +142,55 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.Action = plan.Action
 	sum := sha256.Sum256(body)
 	digest := hex.EncodeToString(sum[:])
-	ctx := r.Context()
-	// An instance event reads its entry with the dedup check: one round
-	// trip instead of two.
-	var (
-		seen bool
-		pre  *cache.State
-	)
-	if plan.Target == webhook.TargetInstance {
-		var st cache.State
-		st, seen, err = in.Store.LoadSeen(ctx, plan.InstanceID, digest)
-		pre = &st
-	} else {
-		seen, err = in.Store.SeenEvent(ctx, digest)
-	}
+	res, err := in.apply(r.Context(), ev, plan, digest)
 	if err != nil {
 		in.unavailable(w, &d, err)
 		return
 	}
-	if seen {
+	if res.dup {
 		d.Status, d.Outcome = http.StatusOK, "duplicate"
 		writeJSON(w, http.StatusOK, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
-	detail, err := in.apply(ctx, ev, plan, pre)
-	if err != nil {
-		in.unavailable(w, &d, err)
-		return
-	}
-	window := in.DedupWindow
-	if window <= 0 {
-		window = DefaultDedupWindow
-	}
-	if err := in.Store.MarkEvent(ctx, digest, window); err != nil {
-		in.unavailable(w, &d, err)
-		return
-	}
-	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", detail
+	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", res.detail
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
 	}
-	writeJSON(w, http.StatusOK, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: detail})
+	writeJSON(w, http.StatusOK, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res.detail})
 }
 
-// apply carries out a plan. It returns a note for the log (why nothing was
-// written, say) or an error when Redis failed. pre, when set, is the target
-// instance's state as just read.
-func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan, pre *cache.State) (string, error) {
-	switch plan.Target {
-	case webhook.TargetNone:
-		return plan.Note, nil
-	case webhook.TargetConnection:
-		return "", in.Work.Add(ctx, time.Time{}, refresh.ConnectionJob(plan.ConnectionID))
-	case webhook.TargetInstance:
-		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, pre)
-	case webhook.TargetCustomer:
-		return in.applyCustomer(ctx, ev, plan)
+// result is what applying one event did.
+type result struct {
+	// dup: the body was applied already; nothing was done this time.
+	dup bool
+	// detail says why nothing was written, or what was, for the log.
+	detail string
+}
+
+func (in *Intake) window() time.Duration {
+	if in.DedupWindow > 0 {
+		return in.DedupWindow
 	}
-	return "", nil
+	return DefaultDedupWindow
+}
+
+// apply carries out a plan; an error means Redis failed and the sender must
+// retry. The mark that makes a repeat of the body a no-op is written in the
+// same script as the effect it guards (same hash slot), so a delivery is
+// either applied and marked, or neither: a retry after any failure applies
+// it in full, and a repeat after success does nothing.
+func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan, digest string) (result, error) {
+	switch plan.Target {
+	case webhook.TargetConnection:
+		dup, err := in.Work.AddOnce(ctx, digest, in.window(), refresh.ConnectionJob(plan.ConnectionID))
+		return result{dup: dup}, err
+	case webhook.TargetInstance:
+		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, digest)
+	case webhook.TargetCustomer:
+		return in.applyCustomer(ctx, ev, plan, digest)
+	}
+	// Nothing to store, and a repeat would do nothing either.
+	return result{detail: plan.Note}, nil
 }
 
 // applyCustomer refreshes or removes a customer's instances. A refresh is a
@@ -207,73 +198,95 @@ func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan
 // (the external id itself may be what changed, so the index cannot be
 // trusted to find them); a delete removes the cached instances the index
 // lists for the external id, checking each entry's customer.
-func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webhook.Plan) (string, error) {
+func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webhook.Plan, digest string) (result, error) {
 	if plan.Action == webhook.ActionCustomerRefresh {
 		if plan.CustomerID == "" {
-			return "no customer id in the payload", nil
+			return result{detail: "no customer id in the payload"}, nil
 		}
-		return "", in.Work.Add(ctx, time.Time{}, refresh.CustomerJob(plan.CustomerID))
+		dup, err := in.Work.AddOnce(ctx, digest, in.window(), refresh.CustomerJob(plan.CustomerID))
+		return result{dup: dup}, err
 	}
 	if plan.CustomerExternalID == "" {
-		return "no customer external id in the payload", nil
+		return result{detail: "no customer external id in the payload"}, nil
+	}
+	// Deleting is idempotent, so a repeat would only do the same again;
+	// the mark just saves that work.
+	seen, err := in.Store.SeenEvent(ctx, digest)
+	if err != nil || seen {
+		return result{dup: seen}, err
 	}
 	entries, err := in.Store.ByCustomer(ctx, plan.CustomerExternalID)
 	if err != nil {
-		return "", err
+		return result{}, err
 	}
 	removed := 0
 	for _, e := range entries {
 		if plan.CustomerID != "" && e.Doc.Customer.ID != plan.CustomerID {
 			continue
 		}
-		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID, nil); err != nil {
-			return "", err
+		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID, ""); err != nil {
+			return result{}, err
 		}
 		removed++
 	}
-	return fmt.Sprintf("removed %d instances", removed), nil
+	if err := in.Store.MarkEvent(ctx, digest, in.window()); err != nil {
+		return result{}, err
+	}
+	return result{detail: fmt.Sprintf("removed %d instances", removed)}, nil
 }
 
 // applyInstance decides and writes one instance's effect, deciding again
-// when a concurrent write got in first. pre, when set, is the state to
-// decide on first (read with the dedup check); later attempts read again.
-func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id string, pre *cache.State) (string, error) {
+// when a concurrent write got in first. digest, when set, makes the write
+// happen once per body.
+func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id, digest string) (result, error) {
+	if action == webhook.ActionRefetch {
+		// Nothing to decide but the fetch, which decides for itself (a
+		// deleted instance's fetch writes nothing): one script, one round
+		// trip.
+		dup, err := in.Work.AddOnce(ctx, digest, in.window(), id)
+		return result{dup: dup}, err
+	}
 	for attempt := 0; attempt < 16; attempt++ {
-		var st cache.State
-		if attempt == 0 && pre != nil {
-			st = *pre
+		var (
+			st   cache.State
+			seen bool
+			err  error
+		)
+		if digest != "" {
+			st, seen, err = in.Store.LoadSeen(ctx, id, digest)
 		} else {
-			var err error
-			if st, err = in.Store.Load(ctx, id); err != nil {
-				return "", err
-			}
+			st, err = in.Store.Load(ctx, id)
+		}
+		if err != nil || seen {
+			return result{dup: seen}, err
 		}
 		eff := webhook.Decide(action, ts, st)
-		if eff.Fetch == webhook.FetchNow {
-			if err := in.Work.Add(ctx, time.Time{}, id); err != nil {
-				return "", err
-			}
-		}
 		if eff.Mutation != nil {
-			_, err := in.Store.Apply(ctx, id, st.Entry, *eff.Mutation)
-			if errors.Is(err, cache.ErrConflict) {
+			if digest != "" {
+				_, err = in.Store.ApplyOnce(ctx, id, st.Entry, *eff.Mutation, digest, in.window())
+			} else {
+				_, err = in.Store.Apply(ctx, id, st.Entry, *eff.Mutation)
+			}
+			switch {
+			case errors.Is(err, cache.ErrConflict):
 				continue
-			}
-			if errors.Is(err, cache.ErrTombstoned) {
-				return webhook.SkipDeleted, nil
-			}
-			if err != nil {
-				return "", err
-			}
-		}
-		if eff.Fetch == webhook.FetchIfRunning {
-			if err := in.Work.AddIfRunning(ctx, id); err != nil {
-				return "", err
+			case errors.Is(err, cache.ErrDuplicate):
+				return result{dup: true}, nil
+			case errors.Is(err, cache.ErrTombstoned):
+				return result{detail: webhook.SkipDeleted}, nil
+			case err != nil:
+				return result{}, err
 			}
 		}
-		return eff.Skip, nil
+		switch eff.Fetch {
+		case webhook.FetchNow:
+			err = in.Work.Add(ctx, time.Time{}, id)
+		case webhook.FetchIfRunning:
+			err = in.Work.AddIfRunning(ctx, id)
+		}
+		return result{detail: eff.Skip}, err
 	}
-	return "", fmt.Errorf("apply %s to %s: the entry kept changing", action, id)
+	return result{}, fmt.Errorf("apply %s to %s: the entry kept changing", action, id)
 }
 
 func (in *Intake) unavailable(w http.ResponseWriter, d *Delivery, err error) {

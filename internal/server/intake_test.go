@@ -531,9 +531,11 @@ func TestIntakeIgnoredEvents(t *testing.T) {
 				if d := r.lastDelivery(t); d.Outcome != tc.outcome || d.Status != http.StatusOK {
 					t.Errorf("Observe saw %+v, want outcome %s", d, tc.outcome)
 				}
+				// Nothing to store, so nothing is written — not even a dedup
+				// mark: a repeat would do nothing either.
 				added, removed, changed := diffKeys(before, r.snapshot(t))
-				if len(added) != 1 || !strings.HasPrefix(added[0], b.Prefix+"dedup:{") || len(removed)+len(changed) > 0 {
-					t.Fatalf("wrote added %v, removed %v, changed %v; want only the dedup mark", added, removed, changed)
+				if len(added)+len(removed)+len(changed) > 0 {
+					t.Fatalf("wrote added %v, removed %v, changed %v; want nothing", added, removed, changed)
 				}
 			})
 		}
@@ -727,13 +729,15 @@ func TestIntakeTargets(t *testing.T) {
 		if n := b.Client.Exists(ctx, r.store.Keys().Customer(exampleExternalID), r.store.Keys().ConfigVariable(exampleICVID)).Val(); n != 0 {
 			t.Errorf("customer.deleted left %d index keys", n)
 		}
-		// A late deploy of a deleted instance queues nothing.
+		// A late deploy of a deleted instance is queued like any deploy (one
+		// script, no read); its fetch finds the tombstone and writes nothing
+		// (refresh.DecideWrite; end to end in internal/app).
 		late := withTimestamp(t, mustPayload(t, "instance.deployed.json"), intakeNow)
-		if a := serve(t, r.in, request{body: late}); a.status != http.StatusOK || a.str("detail") != webhook.SkipDeleted {
+		if a := serve(t, r.in, request{body: late}); a.status != http.StatusOK || a.str("status") != "accepted" {
 			t.Fatalf("late instance.deployed: %d %s", a.status, a.raw)
 		}
-		if got := claimAll(t, r.work); len(got) != 0 {
-			t.Errorf("a late deploy of a deleted instance queued %v", got)
+		if got := claimAll(t, r.work); len(got) != 1 || got[0] != exampleInstanceID {
+			t.Errorf("a late deploy queued %v, want the instance once", got)
 		}
 	})
 }
@@ -803,41 +807,43 @@ func TestIntakeRedisDown(t *testing.T) {
 	})
 }
 
-// TestIntakeRedisFailsMidway: every effect reaches Redis but the dedup mark
-// does not; the sender gets a 503, and its retry is applied again (to the
-// same result), not taken for a duplicate.
+// TestIntakeRedisFailsMidway: the write script fails (Redis errors
+// mid-delivery). The sender gets a 503, nothing is written — neither the
+// effect nor the dedup mark, which the same script sets — and the retry is
+// applied in full, not taken for a duplicate; a third delivery is one.
 func TestIntakeRedisFailsMidway(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
 		r := newRig(t, b)
 		seedEntry(t, r.store)
 		failing := &failOn{match: func(cmd redis.Cmder) bool {
-			args := cmd.Args()
-			return cmd.Name() == "set" && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), "dedup:")
+			name := cmd.Name()
+			return (name == "evalsha" || name == "eval") && strings.Contains(fmt.Sprint(cmd.Args()), "dedup:")
 		}}
 		b.Client.AddHook(failing)
+		before := r.snapshot(t)
 		updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow)
 		a := serve(t, r.in, request{body: updated})
 		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
-			t.Fatalf("with the dedup mark failing: %d %s, want 503 with Retry-After", a.status, a.raw)
+			t.Fatalf("with the write failing: %d %s, want 503 with Retry-After", a.status, a.raw)
 		}
-		st, err := r.store.Load(ctx, exampleInstanceID)
-		if err != nil || !st.Entry.Stale {
-			t.Fatalf("the effect before the failed mark: stale %v, %v", st.Entry.Stale, err)
-		}
-		if n := b.Client.Keys(ctx, b.Prefix+"dedup:*").Val(); len(n) != 0 {
-			t.Fatalf("dedup marks %v after a 503", n)
+		if added, removed, changed := diffKeys(before, r.snapshot(t)); len(added)+len(removed)+len(changed) > 0 {
+			t.Fatalf("a 503 left writes behind: added %v, removed %v, changed %v", added, removed, changed)
 		}
 		failing.off()
 		if a := serve(t, r.in, request{body: updated}); a.status != http.StatusOK || a.str("status") != "accepted" {
 			t.Fatalf("retry: %d %s, want accepted (not a duplicate)", a.status, a.raw)
 		}
-		again, err := r.store.Load(ctx, exampleInstanceID)
-		if err != nil || !again.Entry.Stale || again.Entry.Rev != st.Entry.Rev {
-			t.Fatalf("after the retry: %+v, %v; want the same stale entry (rev %d)", again.Entry, err, st.Entry.Rev)
+		st, err := r.store.Load(ctx, exampleInstanceID)
+		if err != nil || !st.Entry.Stale {
+			t.Fatalf("after the retry: stale %v, %v", st.Entry.Stale, err)
 		}
 		if a := serve(t, r.in, request{body: updated}); a.str("status") != "duplicate" {
 			t.Fatalf("third delivery: %s, want duplicate", a.raw)
+		}
+		again, _ := r.store.Load(ctx, exampleInstanceID)
+		if again.Entry.Rev != st.Entry.Rev {
+			t.Fatalf("a duplicate wrote: rev %d → %d", st.Entry.Rev, again.Entry.Rev)
 		}
 	})
 }
