@@ -167,6 +167,12 @@ func ParseEntry(h map[string]string) (Entry, error) {
 // that hold their zero value are returned in the second result, to be
 // deleted, so that a write never leaves an old value behind.
 func (e Entry) Fields() (set map[string]string, del []string, err error) {
+	return e.fields(true)
+}
+
+// fields is Fields; without withDoc it leaves the doc field (and the
+// fields derived from the doc) out, for a write that keeps the document.
+func (e Entry) fields(withDoc bool) (set map[string]string, del []string, err error) {
 	set = make(map[string]string, 12)
 	put := func(field, value string) {
 		if value == "" {
@@ -175,13 +181,15 @@ func (e Entry) Fields() (set map[string]string, del []string, err error) {
 		}
 		set[field] = value
 	}
-	if e.Doc != nil {
+	switch {
+	case !withDoc:
+	case e.Doc != nil:
 		b, err := json.Marshal(e.Doc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode doc %s: %w", e.Doc.ID, err)
 		}
 		put(FieldDoc, string(b))
-	} else {
+	default:
 		put(FieldDoc, "")
 	}
 	set[FieldStale] = boolField(e.Stale)
@@ -190,9 +198,11 @@ func (e Entry) Fields() (set map[string]string, del []string, err error) {
 	put(FieldStaleReason, e.StaleReason)
 	put(FieldLastError, e.LastError)
 	set[FieldDeployedVersion] = strconv.Itoa(e.DeployedVersion)
-	if e.Doc != nil && e.Doc.LastDeployedAt != nil {
+	switch {
+	case !withDoc:
+	case e.Doc != nil && e.Doc.LastDeployedAt != nil:
 		put(FieldLastDeployedAt, timeField(*e.Doc.LastDeployedAt))
-	} else {
+	default:
 		put(FieldLastDeployedAt, "")
 	}
 	put(FieldFetchedAt, timeField(e.FetchedAt))

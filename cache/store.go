@@ -57,6 +57,9 @@ type Mutation struct {
 	Kind   Change
 	Entry  Entry
 	Delete bool
+	// KeepDoc says the mutation leaves the stored document as it is (only
+	// the flags change), so the write need not carry it.
+	KeepDoc bool
 }
 
 // StoreOptions configure a Store. The zero value means the defaults.
@@ -189,7 +192,11 @@ func (s *Store) apply(ctx context.Context, id string, prev Entry, m Mutation, su
 		args[1] = "delete"
 		args = append(args, 0)
 	} else {
-		set, del, err := m.Entry.Fields()
+		// A mutation that keeps the stored document (a stale mark, a failed
+		// fetch) leaves the doc field as it is: no encoding, and a small
+		// write instead of the whole document.
+		keepDoc := m.KeepDoc && prev.Rev > 0
+		set, del, err := m.Entry.fields(!keepDoc)
 		if err != nil {
 			return 0, fmt.Errorf("apply %s: %w", id, err)
 		}

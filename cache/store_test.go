@@ -268,3 +268,23 @@ func TestParseEntryRejectsBadFields(t *testing.T) {
 		t.Fatalf("empty hash: %+v, %v", e, err)
 	}
 }
+
+func TestStoreKeepDocLeavesTheDocumentAlone(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		before := b.Client.HGet(ctx, s.Keys().Instance("inst1"), cache.FieldDoc).Val()
+		st := mustLoad(t, s, "inst1")
+		next := st.Entry
+		next.Stale, next.StaleReason = true, cache.StaleUpdated
+		next.Doc = testDoc("inst1", "acme", "Slack", "cv1")
+		next.Doc.Name = "must not be written"
+		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true})
+		h := b.Client.HGetAll(ctx, s.Keys().Instance("inst1")).Val()
+		if h[cache.FieldDoc] != before || h[cache.FieldStale] != "1" || h[cache.FieldStaleReason] != cache.StaleUpdated {
+			t.Fatalf("KeepDoc write: doc changed %v, stale %q reason %q", h[cache.FieldDoc] != before, h[cache.FieldStale], h[cache.FieldStaleReason])
+		}
+	})
+}

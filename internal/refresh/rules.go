@@ -131,5 +131,5 @@ func DecideFailure(st cache.State, msg string, now time.Time) *cache.Mutation {
 	if !next.Stale {
 		next.Stale, next.StaleReason, next.StaleSince = true, cache.StaleFetchFailed, now
 	}
-	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next}
+	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
 }

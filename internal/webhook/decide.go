@@ -157,7 +157,7 @@ func Decide(action Action, ts time.Time, st cache.State) Effect {
 		if ts.After(e.UpdatedEventAt) {
 			next.UpdatedEventAt = ts
 		}
-		return Effect{Mutation: &cache.Mutation{Kind: cache.ChangeStale, Entry: next}, Fetch: FetchIfRunning}
+		return Effect{Mutation: &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}, Fetch: FetchIfRunning}
 
 	case ActionEnable, ActionDisable:
 		if e.Doc == nil {
