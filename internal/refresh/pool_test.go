@@ -213,8 +213,10 @@ func TestPoolCoalescesABurstIntoAtMostTwoFetches(t *testing.T) {
 // fakeResolver maps every connection to a fixed set of instances.
 type fakeResolver struct{ ids []string }
 
-func (f fakeResolver) ConnectionInstances(context.Context, string) ([]string, error) { return f.ids, nil }
-func (f fakeResolver) CustomerInstances(context.Context, string) ([]string, error)   { return f.ids, nil }
+func (f fakeResolver) ConnectionInstances(context.Context, string) ([]string, error) {
+	return f.ids, nil
+}
+func (f fakeResolver) CustomerInstances(context.Context, string) ([]string, error) { return f.ids, nil }
 
 // TestConnectionJobSkipsInstancesFetchedSinceTheEvent: a connection event
 // whose job runs late must not refetch the instances that were already
