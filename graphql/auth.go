@@ -172,7 +172,9 @@ func kindOfStatus(status int) Kind {
 	case status == http.StatusForbidden:
 		return Forbidden
 	case status == http.StatusNotFound:
-		return NotFound
+		// A 404 from the endpoint itself (a proxy, a maintenance page, a
+		// wrong URL) says nothing about the object asked for: retry.
+		return Transient
 	case status == http.StatusTooManyRequests:
 		return RateLimited
 	case status >= 500 || status == http.StatusRequestTimeout:

@@ -342,7 +342,7 @@ func TestKindOfStatus(t *testing.T) {
 		status int
 		want   Kind
 	}{
-		{400, Invalid}, {401, Unauthorized}, {403, Forbidden}, {404, NotFound}, {408, Transient},
+		{400, Invalid}, {401, Unauthorized}, {403, Forbidden}, {404, Transient}, {408, Transient},
 		{409, Invalid}, {422, Invalid}, {429, RateLimited}, {500, Transient}, {502, Transient},
 		{503, Transient}, {504, Transient}, {302, Invalid},
 	}

@@ -120,7 +120,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"401 static token", reply{status: 401, body: `{"errors":[{"message":"Not authenticated"}]}`},
 			Unauthorized, 401, 0, false, "Not authenticated"},
 		{"403", reply{status: 403}, Forbidden, 403, 0, false, "Forbidden"},
-		{"404", reply{status: 404}, NotFound, 404, 0, false, "Not Found"},
+		{"404 from the endpoint is no proof of deletion", reply{status: 404}, Transient, 404, 0, true, "Not Found"},
 		{"400", reply{status: 400, body: "bad query"}, Invalid, 400, 0, false, "bad query"},
 		{"long body is cut", reply{status: 500, body: strings.Repeat("e", 500)},
 			Transient, 500, 0, true, strings.Repeat("e", 200) + "…"},

@@ -21,7 +21,9 @@ const (
 	Unauthorized
 	// Forbidden: the token's user may not read this object.
 	Forbidden
-	// NotFound: the object does not exist (any more).
+	// NotFound: the API's answer says the object does not exist (a GraphQL
+	// error message to that effect). Only a null object in the data is taken
+	// as proof of a deletion on its own; see refresh.
 	NotFound
 	// Invalid: the API rejected the query itself (it does not match the live
 	// schema) or sent an answer that cannot be used; retrying cannot help.

@@ -255,10 +255,11 @@ func (p *Pool) run(c Claim) {
 	}
 
 	started := p.opts.Now()
+	// Only a null instance in the answer means it is gone. An error that
+	// merely says "not found" is a failure like any other: deleting on it
+	// would let a misrouted request wipe entries and tombstone them for a
+	// day. (The reconciler removes instances its complete listing lacks.)
 	inst, err := p.fetcher.FetchInstance(ctx, c.ID)
-	if graphql.KindOf(err) == graphql.NotFound {
-		inst, err = nil, nil
-	}
 	var doc *cache.Doc
 	if err == nil && inst != nil {
 		doc, err = ToDoc(inst)
@@ -333,7 +334,10 @@ func (p *Pool) failed(ctx context.Context, c Claim, err error, started time.Time
 	}
 	attempts := c.Attempts + 1
 	res := Result{ID: c.ID, Error: err.Error(), Started: started}
-	if graphql.Retryable(err) && attempts < p.opts.MaxAttempts {
+	// A job (the instances behind a connection or customer event) has no
+	// entry to mark failed and the reconciler would not notice it was lost:
+	// it is retried, at most every BackoffMax, for as long as it fails.
+	if graphql.Retryable(err) && (attempts < p.opts.MaxAttempts || IsJob(c.ID)) {
 		delay := p.backoff(attempts, graphql.RetryAfter(err))
 		res.Retrying = true
 		if rerr := p.ws.Retry(fin, c, p.opts.Now().Add(delay)); rerr != nil && !errors.Is(rerr, ErrLeaseLost) {

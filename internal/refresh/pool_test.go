@@ -162,21 +162,36 @@ func TestPoolDoesNotRetryPermanentErrors(t *testing.T) {
 	})
 }
 
-func TestPoolTreatsNotFoundAsDeleted(t *testing.T) {
+// TestPoolDeletesOnlyWhenTheInstanceIsNull: an error that says "not found"
+// (a misrouted request, a proxy's page) keeps the entry, marked failed; only
+// a null instance in the answer removes it.
+func TestPoolDeletesOnlyWhenTheInstanceIsNull(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		var gone atomic.Bool
+		var mode atomic.Int64 // 0 found, 1 error "not found", 2 null
 		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
-			if gone.Load() {
+			switch mode.Load() {
+			case 1:
 				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.NotFound, Message: "instance not found"}
+			case 2:
+				return nil, nil
 			}
 			return instance(id, 2), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1})
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 1})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
 		eventually(t, "the entry", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Exists })
-		gone.Store(true)
+		mode.Store(1)
+		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
+		eventually(t, "the failure to be recorded", func() bool {
+			st, _ := r.store.Load(ctx, "inst-1")
+			return st.Entry.StaleReason == cache.StaleFetchFailed
+		})
+		if st, _ := r.store.Load(ctx, "inst-1"); st.Tombstoned || st.Entry.Doc == nil {
+			t.Fatalf("a \"not found\" error deleted the entry: %+v", st)
+		}
+		mode.Store(2)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
 		eventually(t, "the delete", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Tombstoned && !st.Exists })
 	})
@@ -227,8 +242,9 @@ func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
 		event := time.Now()
 		for id, fetched := range map[string]time.Time{
-			"fresh": event.Add(5 * time.Second),  // fetched after the event: saw it
-			"old":   event.Add(-5 * time.Second), // fetched before it
+			"fresh":   event.Add(9 * time.Second),  // fetched after both events: saw them
+			"between": event.Add(3 * time.Second),  // after the first event, before the second
+			"old":     event.Add(-5 * time.Second), // fetched before both
 		} {
 			e := cache.Entry{Doc: &cache.Doc{ID: id, DeployedVersion: 1}, DeployedVersion: 1, FetchedAt: fetched}
 			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
@@ -240,19 +256,72 @@ func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 			fetched.Store(id, true)
 			return instance(id, 2), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 2, Resolver: fakeResolver{ids: []string{"fresh", "old", "uncached"}}})
-		defer r.pool.Close(ctx)
-		if err := r.ws.Add(ctx, event, refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")); err != nil {
+		// Two events for the connection, queued before any worker runs the
+		// job: it serves both, so it must refetch whatever was fetched
+		// before the second.
+		job := refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")
+		if err := r0ws(t, b).Add(ctx, event, job); err != nil {
 			t.Fatal(err)
 		}
+		if err := r0ws(t, b).Add(ctx, event.Add(5*time.Second), job); err != nil {
+			t.Fatal(err)
+		}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 2, Resolver: fakeResolver{ids: []string{"fresh", "between", "old", "uncached"}}})
+		defer r.pool.Close(ctx)
 		eventually(t, "the job and its fetches", func() bool {
 			s, _ := r.ws.Stats(ctx)
-			return len(r.results()) >= 3 && s.Queued == 0 && s.Leased == 0
+			return len(r.results()) >= 4 && s.Queued == 0 && s.Leased == 0
 		})
-		for id, want := range map[string]bool{"fresh": false, "old": true, "uncached": true} {
+		for id, want := range map[string]bool{"fresh": false, "between": true, "old": true, "uncached": true} {
 			if _, got := fetched.Load(id); got != want {
 				t.Errorf("instance %s fetched = %v, want %v", id, got, want)
 			}
 		}
+	})
+}
+
+// r0ws is the rig's work set, for queuing before the pool starts.
+func r0ws(t *testing.T, b redistest.Backend) *refresh.WorkSet {
+	t.Helper()
+	return refresh.NewWorkSet(b.Client, cache.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: 5 * time.Second})
+}
+
+// failingResolver fails a number of times, then maps to ids.
+type failingResolver struct {
+	fails *atomic.Int64
+	ids   []string
+}
+
+func (f failingResolver) ConnectionInstances(context.Context, string) ([]string, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, &graphql.Error{Op: "CustomerConfigVariableInstances", Kind: graphql.Transient, Message: "HTTP 500"}
+	}
+	return f.ids, nil
+}
+
+func (f failingResolver) CustomerInstances(ctx context.Context, id string) ([]string, error) {
+	return f.ConnectionInstances(ctx, id)
+}
+
+// TestConnectionJobIsNeverDropped: the instances behind a connection event
+// have no entry to mark failed and the reconciler does not compare
+// connection status, so a job keeps being retried past MaxAttempts.
+func TestConnectionJobIsNeverDropped(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		fails := &atomic.Int64{}
+		fails.Store(5)
+		var fetched atomic.Int64
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			fetched.Add(1)
+			return instance(id, 2), nil
+		}}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+			PollInterval: 5 * time.Millisecond, Resolver: failingResolver{fails: fails, ids: []string{"inst-1"}}})
+		defer r.pool.Close(ctx)
+		if err := r.ws.Add(ctx, time.Time{}, refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the instance behind the connection to be fetched", func() bool { return fetched.Load() == 1 })
 	})
 }

@@ -211,9 +211,10 @@ func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSumma
 		ver, _ := vals[0].(string)
 		enabled, _ := vals[2].(string)
 		stale, _ := vals[4].(string)
-		// A stale flag that disagrees with needsDeploy means a lost webhook
-		// (or a fetch that failed for good): fetch again either way.
-		if (enabled == "1") != in.Enabled || (stale == "1") != in.NeedsDeploy {
+		// A fetch that gave up, or a stale flag that disagrees with
+		// needsDeploy (a lost webhook): fetch again either way.
+		lastErr, _ := vals[3].(string)
+		if lastErr != "" || (enabled == "1") != in.Enabled || (stale == "1") != in.NeedsDeploy {
 			due = append(due, in.ID)
 			continue
 		}
@@ -292,6 +293,8 @@ func (r *Reconciler) exists(ctx context.Context, id string) bool {
 	if !ok {
 		return false
 	}
+	// Missing from the complete listing and said to be missing by the API
+	// (null, or an error that says "not found"): two signals agree.
 	inst, err := f.FetchInstance(ctx, id)
 	if graphql.KindOf(err) == graphql.NotFound {
 		return false

@@ -56,22 +56,27 @@ func NewWorkSet(rdb redis.UniversalClient, keys cache.Keys, opts WorkSetOptions)
 func (w *WorkSet) Lease() time.Duration { return w.lease }
 
 func (w *WorkSet) workKeys() []string {
-	return []string{w.keys.WorkDue(), w.keys.WorkLeases(), w.keys.WorkOwners(), w.keys.WorkDirty(), w.keys.WorkAttempts()}
+	return []string{w.keys.WorkDue(), w.keys.WorkLeases(), w.keys.WorkOwners(), w.keys.WorkDirty(), w.keys.WorkAttempts(), w.keys.WorkAsked()}
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// addScript: KEYS due, leases, owners, dirty, attempts, and optionally the
-// dedup mark of the webhook body that asks for the work. ARGV due ms,
-// only-if-claimed flag, wake channel, dedup mark TTL ms, ids… Returns how
-// many ids became due, or -1 when the dedup mark exists (the body was
-// applied already; nothing is queued).
+// addScript: KEYS due, leases, owners, dirty, attempts, asked, and
+// optionally the dedup mark of the webhook body that asks for the work. ARGV
+// due ms, only-if-claimed flag, wake channel, dedup mark TTL ms, ids…
+// Returns how many ids became due, or -1 when the dedup mark exists (the
+// body was applied already; nothing is queued). For jobs (ids starting with
+// "@") it keeps the latest time they were asked for.
 var addScript = redis.NewScript(`
-if #KEYS > 5 and redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+if #KEYS > 6 and redis.call('EXISTS', KEYS[7]) == 1 then return -1 end
 local added = 0
 local due = tonumber(ARGV[1])
 for i = 5, #ARGV do
   local id = ARGV[i]
+  if string.sub(id, 1, 1) == '@' and ARGV[2] == '0' then
+    local asked = tonumber(redis.call('HGET', KEYS[6], id) or '0')
+    if due > asked then redis.call('HSET', KEYS[6], id, due) end
+  end
   if redis.call('ZSCORE', KEYS[2], id) then
     redis.call('SADD', KEYS[4], id)
   elseif ARGV[2] == '0' then
@@ -82,7 +87,7 @@ for i = 5, #ARGV do
     end
   end
 end
-if #KEYS > 5 then redis.call('SET', KEYS[6], '1', 'PX', ARGV[4]) end
+if #KEYS > 6 then redis.call('SET', KEYS[7], '1', 'PX', ARGV[4]) end
 if added > 0 then redis.call('PUBLISH', ARGV[3], '1') end
 return added
 `)
@@ -143,12 +148,12 @@ type Claim struct {
 	Token string
 	// Attempts counts the failed runs of this id since its last success.
 	Attempts int
-	// Since is when the id became due: the earliest request this run
-	// serves was made no earlier.
+	// Since is, for a job, when it was last asked for (the latest request
+	// it serves); for an instance, when it became due.
 	Since time.Time
 }
 
-// claimScript: KEYS due, leases, owners, dirty, attempts. ARGV now ms, lease
+// claimScript: KEYS due, leases, owners, dirty, attempts, asked. ARGV now ms, lease
 // ms, max, token. First returns expired leases to due, then claims up to max
 // due ids. Returns id, attempts, due-score triples.
 var claimScript = redis.NewScript(`
@@ -164,7 +169,8 @@ end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
-  local since = redis.call('ZSCORE', KEYS[1], id)
+  local since = redis.call('HGET', KEYS[6], id) or redis.call('ZSCORE', KEYS[1], id)
+  redis.call('HDEL', KEYS[6], id)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
   redis.call('HSET', KEYS[3], id, ARGV[4])
