@@ -83,6 +83,9 @@ func (k Keys) WorkDirty() string { return k.prefix + "{work}:dirty" }
 // WorkAttempts counts failed attempts per id since its last success.
 func (k Keys) WorkAttempts() string { return k.prefix + "{work}:attempts" }
 
+// WorkAsked holds, for queued jobs, when they were last asked for.
+func (k Keys) WorkAsked() string { return k.prefix + "{work}:asked" }
+
 // WorkWake is the channel on which new due work is announced to all replicas.
 func (k Keys) WorkWake() string { return k.prefix + "{work}:wake" }
 
