@@ -53,10 +53,6 @@ func (k Keys) SyncMarker() string { return k.prefix + "synced" }
 // ReconcileLease is held by the one replica whose reconciler is running.
 func (k Keys) ReconcileLease() string { return k.prefix + "reconcile:lease" }
 
-// Dedup records a webhook body that was already applied, for events that
-// touch several instances (customer events).
-func (k Keys) Dedup(sum string) string { return k.prefix + "dedup:{" + sum + "}" }
-
 // InstanceDedup records a webhook body about one instance that was already
 // applied. It shares the instance's hash tag, so the write script sets it in
 // the same step as the effect.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -228,9 +227,86 @@ func (s *Store) apply(ctx context.Context, id string, prev Entry, m Mutation, su
 		return res[1], ErrDuplicate
 	}
 	if err := s.reindex(ctx, id, prev.Doc, m); err != nil {
-		return res[1], err
+		return res[1], fmt.Errorf("%w: %v", ErrIndex, err)
 	}
 	return res[1], nil
+}
+
+// ErrIndex: the entry was written but its lookup rows were not. The write
+// stands — lookups check every row against its entry and the next fetch
+// rewrites the rows — so callers report it and go on.
+var ErrIndex = errors.New("entry written, lookup index not updated")
+
+// Updated is what Update did.
+type Updated struct {
+	// Mutation is what was written; nil when decide asked for nothing.
+	Mutation *Mutation
+	// Rev is the entry's rev after the write.
+	Rev int64
+	// Tombstoned: the instance was deleted, so nothing was written.
+	Tombstoned bool
+	// Duplicate: with a digest, the body was applied already.
+	Duplicate bool
+	// IndexErr is set when the entry was written but its index rows were
+	// not (see ErrIndex).
+	IndexErr error
+}
+
+// UpdateOnce, when its Sum is set, makes Update's write happen once per
+// webhook body (see ApplyOnce) and has it check the body's mark when it
+// reads the entry.
+type UpdateOnce struct {
+	Sum    string
+	Window time.Duration
+}
+
+// maxUpdateAttempts bounds how often Update decides again after losing a
+// race; an entry that changes that often is an error worth reporting.
+const maxUpdateAttempts = 16
+
+// Update reads the entry of instance id, asks decide for a mutation, and
+// writes it with a compare-and-set on the rev it read, reading and
+// deciding again whenever another write got in first. decide may be called
+// several times and must be a pure function of the state; nil means
+// nothing to write.
+func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		var (
+			st   State
+			seen bool
+			err  error
+		)
+		if once.Sum != "" {
+			st, seen, err = s.LoadSeen(ctx, id, once.Sum)
+		} else {
+			st, err = s.Load(ctx, id)
+		}
+		if err != nil {
+			return Updated{}, err
+		}
+		if seen {
+			return Updated{Duplicate: true}, nil
+		}
+		m := decide(st)
+		if m == nil {
+			return Updated{}, nil
+		}
+		rev, err := s.apply(ctx, id, st.Entry, *m, once.Sum, once.Window)
+		switch {
+		case errors.Is(err, ErrConflict):
+			continue
+		case errors.Is(err, ErrTombstoned):
+			return Updated{Tombstoned: true}, nil
+		case errors.Is(err, ErrDuplicate):
+			return Updated{Duplicate: true}, nil
+		case errors.Is(err, ErrIndex):
+			return Updated{Mutation: m, Rev: rev, IndexErr: err}, nil
+		case err != nil:
+			return Updated{}, err
+		}
+		return Updated{Mutation: m, Rev: rev}, nil
+	}
+	return Updated{}, fmt.Errorf("update %s: the entry kept changing", id)
 }
 
 // reindex brings the lookup indexes in step with a write that succeeded. The
@@ -380,19 +456,8 @@ func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (boo
 	return n == 1, nil
 }
 
-// SeenEvent reports whether a webhook body with this digest was already
-// applied within the dedup window.
-func (s *Store) SeenEvent(ctx context.Context, sum string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.keys.Dedup(sum)).Result()
-	if err != nil {
-		return false, fmt.Errorf("read dedup: %w", err)
-	}
-	return n > 0, nil
-}
-
-// LoadSeen is SeenEvent and Load together, in one round trip: the webhook
-// intake checks a body's digest and reads the entry its event is about at
-// once, since it needs both for every instance event. When seen is true the
+// LoadSeen is Load plus a check of the dedup mark of the webhook body with
+// digest sum about this instance, in one round trip. When seen is true the
 // state is not decoded.
 func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
 	pipe := s.rdb.Pipeline()
@@ -410,15 +475,4 @@ func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bo
 		return State{}, false, fmt.Errorf("load %s: %w", id, err)
 	}
 	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, false, nil
-}
-
-// MarkEvent records that a webhook body with this digest was applied; a
-// repeat within window is recognised by SeenEvent. It must be called only
-// after every effect of the event is in Redis, so that a delivery that failed
-// half-way is applied again when it is retried.
-func (s *Store) MarkEvent(ctx context.Context, sum string, window time.Duration) error {
-	if err := s.rdb.Set(ctx, s.keys.Dedup(sum), strconv.FormatInt(time.Now().Unix(), 10), window).Err(); err != nil {
-		return fmt.Errorf("write dedup: %w", err)
-	}
-	return nil
 }

@@ -196,7 +196,7 @@ func TestStoreIndexFollowsCustomerAndConfigChanges(t *testing.T) {
 	})
 }
 
-func TestStoreSyncMarkerAndDedup(t *testing.T) {
+func TestStoreSyncMarker(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
 		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
@@ -231,18 +231,6 @@ func TestStoreSyncMarkerAndDedup(t *testing.T) {
 		}
 		if ok, _ := s.Synced(ctx); ok {
 			t.Fatal("synced after a flush")
-		}
-		if seen, _ := s.SeenEvent(ctx, "abc"); seen {
-			t.Fatal("an event never marked is seen")
-		}
-		if err := s.MarkEvent(ctx, "abc", time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if seen, _ := s.SeenEvent(ctx, "abc"); !seen {
-			t.Fatal("a marked event is not seen")
-		}
-		if ttl := b.Client.TTL(ctx, s.Keys().Dedup("abc")).Val(); ttl <= 0 || ttl > time.Minute {
-			t.Fatalf("dedup TTL = %v", ttl)
 		}
 	})
 }

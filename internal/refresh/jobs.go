@@ -19,9 +19,10 @@ import (
 // the API, and doing it in a worker keeps the webhook's answer fast and the
 // event durable. A job's member starts with "@", which no instance id does.
 const (
-	jobPrefix           = "@"
-	connectionJobPrefix = "@conn:"
-	customerJobPrefix   = "@customer:"
+	jobPrefix               = "@"
+	connectionJobPrefix     = "@conn:"
+	customerJobPrefix       = "@customer:"
+	customerDeleteJobPrefix = "@customer-delete:"
 )
 
 // ConnectionJob is the work-set member that finds and queues the instances
@@ -32,6 +33,13 @@ func ConnectionJob(id string) string { return connectionJobPrefix + id }
 // CustomerJob is the work-set member that queues every instance of the
 // customer with global id id.
 func CustomerJob(id string) string { return customerJobPrefix + id }
+
+// CustomerDeleteJob is the work-set member that removes the cached
+// instances of the customer with external id externalID (and, when set,
+// global id customerID, which every entry removed must carry).
+func CustomerDeleteJob(customerID, externalID string) string {
+	return customerDeleteJobPrefix + customerID + ":" + externalID
+}
 
 // IsJob reports whether a work-set member is a job rather than an instance.
 func IsJob(member string) bool { return strings.HasPrefix(member, jobPrefix) }
@@ -95,6 +103,10 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 		err  error
 		what string
 	)
+	if rest, ok := strings.CutPrefix(c.ID, customerDeleteJobPrefix); ok {
+		p.runCustomerDelete(ctx, c, rest, started)
+		return
+	}
 	connID, isConn := strings.CutPrefix(c.ID, connectionJobPrefix)
 	custID, isCust := strings.CutPrefix(c.ID, customerJobPrefix)
 	switch {
@@ -168,4 +180,41 @@ func (p *Pool) fetchedSince(ctx context.Context, ids []string, since time.Time) 
 		}
 	}
 	return need, nil
+}
+
+// runCustomerDelete removes the cached instances of a deleted customer: the
+// ones the index lists for its external id whose entry names that customer.
+func (p *Pool) runCustomerDelete(ctx context.Context, c Claim, arg string, started time.Time) {
+	customerID, externalID, _ := strings.Cut(arg, ":")
+	entries, err := p.store.ByCustomer(ctx, externalID)
+	removed := 0
+	for _, e := range entries {
+		if err != nil {
+			break
+		}
+		if customerID != "" && e.Doc.Customer.ID != customerID {
+			continue
+		}
+		var up cache.Updated
+		up, err = p.store.Update(ctx, e.Doc.ID, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+			if st.Tombstoned {
+				return nil
+			}
+			return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}
+		})
+		if up.Mutation != nil {
+			removed++
+		}
+	}
+	if err != nil {
+		p.redisErr(err)
+		p.failed(ctx, c, fmt.Errorf("remove the instances of customer %s: %w", externalID, err), started)
+		return
+	}
+	fin := context.WithoutCancel(ctx)
+	if _, derr := p.ws.Done(fin, c); derr != nil && !errors.Is(derr, ErrLeaseLost) {
+		p.log.Warn("finish work", "job", c.ID, "err", derr)
+	}
+	p.log.Info("customer deleted", "customer", externalID, "removed", removed, "took", p.opts.Now().Sub(started).Round(time.Millisecond))
+	p.publish(fin, Result{ID: c.ID, OK: true, Started: started, Skip: fmt.Sprintf("removed %d instances", removed)})
 }

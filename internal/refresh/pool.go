@@ -296,30 +296,23 @@ func (p *Pool) run(c Claim) {
 // whenever another write got in first.
 func (p *Pool) write(ctx context.Context, id string, doc *cache.Doc, started time.Time) (Result, error) {
 	res := Result{ID: id, OK: true}
-	for attempt := 0; attempt < 16; attempt++ {
-		st, err := p.store.Load(ctx, id)
-		if err != nil {
-			return res, err
-		}
+	up, err := p.store.Update(ctx, id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
 		m, skip := DecideWrite(st, doc, started, p.opts.Now())
-		if m == nil {
-			res.Skip = skip
-			return res, nil
+		res.Skip = skip
+		return m
+	})
+	switch {
+	case err != nil:
+		return res, err
+	case up.Tombstoned:
+		res.Skip = SkipDeleted
+	case up.Mutation != nil:
+		res.Rev, res.Change, res.Skip = up.Rev, up.Mutation.Kind, ""
+		if up.IndexErr != nil {
+			p.log.Warn("entry written; its lookup rows were not", "id", id, "err", up.IndexErr)
 		}
-		rev, err := p.store.Apply(ctx, id, st.Entry, *m)
-		switch {
-		case errors.Is(err, cache.ErrConflict):
-			continue
-		case errors.Is(err, cache.ErrTombstoned):
-			res.Skip = SkipDeleted
-			return res, nil
-		case err != nil:
-			return res, err
-		}
-		res.Rev, res.Change = rev, m.Kind
-		return res, nil
 	}
-	return res, fmt.Errorf("write %s: the entry kept changing", id)
+	return res, nil
 }
 
 // failed handles a run that did not complete: handed back on shutdown,
@@ -347,21 +340,16 @@ func (p *Pool) failed(ctx context.Context, c Claim, err error, started time.Time
 		p.publish(fin, res)
 		return
 	}
-	for i := 0; i < 16; i++ {
-		st, lerr := p.store.Load(fin, c.ID)
-		if lerr != nil {
-			break
+	if !IsJob(c.ID) {
+		up, uerr := p.store.Update(fin, c.ID, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+			return DecideFailure(st, err.Error(), p.opts.Now())
+		})
+		if uerr != nil {
+			p.log.Warn("mark the entry failed", "id", c.ID, "err", uerr)
+			p.redisErr(uerr)
+		} else if up.Mutation != nil {
+			res.Rev, res.Change = up.Rev, up.Mutation.Kind
 		}
-		m := DecideFailure(st, err.Error(), p.opts.Now())
-		if m == nil {
-			break
-		}
-		rev, aerr := p.store.Apply(fin, c.ID, st.Entry, *m)
-		if errors.Is(aerr, cache.ErrConflict) {
-			continue
-		}
-		res.Rev, res.Change = rev, m.Kind
-		break
 	}
 	if gerr := p.ws.GiveUp(fin, c); gerr != nil && !errors.Is(gerr, ErrLeaseLost) {
 		p.log.Warn("finish work", "id", c.ID, "err", gerr)

@@ -325,3 +325,31 @@ func TestConnectionJobIsNeverDropped(t *testing.T) {
 		eventually(t, "the instance behind the connection to be fetched", func() bool { return fetched.Load() == 1 })
 	})
 }
+
+// TestCustomerDeleteJobRemovesOnlyThatCustomer: two customers share an
+// external id (ids disagree); the job removes only the entries of the one
+// deleted.
+func TestCustomerDeleteJobRemovesOnlyThatCustomer(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		for id, cust := range map[string]string{"gone-1": "Q3VzdG9tZXI6Z29uZQ==", "gone-2": "Q3VzdG9tZXI6Z29uZQ==", "kept": "Q3VzdG9tZXI6a2VwdA=="} {
+			e := cache.Entry{Doc: &cache.Doc{ID: id, DeployedVersion: 1, Customer: cache.Customer{ID: cust, ExternalID: "shared-ext"}}, DeployedVersion: 1}
+			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := startPool(t, b, &fakeAPI{fetch: func(context.Context, string, int64) (*graphql.Instance, error) { return nil, nil }}, refresh.PoolOptions{Workers: 1})
+		defer r.pool.Close(ctx)
+		if err := r.ws.Add(ctx, time.Time{}, refresh.CustomerDeleteJob("Q3VzdG9tZXI6Z29uZQ==", "shared-ext")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the job", func() bool { return len(r.results()) == 1 })
+		for id, wantGone := range map[string]bool{"gone-1": true, "gone-2": true, "kept": false} {
+			st, _ := store.Load(ctx, id)
+			if st.Tombstoned != wantGone || st.Exists == wantGone {
+				t.Errorf("%s: exists %v tombstoned %v, want removed %v", id, st.Exists, st.Tombstoned, wantGone)
+			}
+		}
+	})
+}

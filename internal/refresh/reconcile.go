@@ -260,24 +260,18 @@ func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{},
 		if r.exists(ctx, id) {
 			continue
 		}
-		for attempt := 0; attempt < 8; attempt++ {
-			st, err := r.Store.Load(ctx, id)
-			if err != nil {
-				return removed, fmt.Errorf("reconcile: %w", err)
-			}
+		up, err := r.Store.Update(ctx, id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
 			if !st.Exists || st.Entry.FetchedAt.After(since) {
-				break
+				return nil // gone already, or fetched since the listing began
 			}
-			_, err = r.Store.Apply(ctx, id, st.Entry, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true})
-			if errors.Is(err, cache.ErrConflict) {
-				continue
-			}
-			if err != nil {
-				return removed, fmt.Errorf("reconcile: remove %s: %w", id, err)
-			}
+			return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}
+		})
+		if err != nil {
+			return removed, fmt.Errorf("reconcile: remove %s: %w", id, err)
+		}
+		if up.Mutation != nil {
 			removed++
 			r.log().Info("reconcile removed an instance Prismatic no longer has", "id", id)
-			break
 		}
 	}
 	return removed, nil

@@ -187,57 +187,34 @@ func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan
 	case webhook.TargetInstance:
 		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, digest)
 	case webhook.TargetCustomer:
-		return in.applyCustomer(ctx, ev, plan, digest)
+		return in.applyCustomer(ctx, plan, digest)
 	}
 	// Nothing to store, and a repeat would do nothing either.
 	return result{detail: plan.Note}, nil
 }
 
-// applyCustomer refreshes or removes a customer's instances. A refresh is a
-// job that lists the customer's instances through the API and queues them
-// (the external id itself may be what changed, so the index cannot be
-// trusted to find them); a delete removes the cached instances the index
-// lists for the external id, checking each entry's customer.
-func (in *Intake) applyCustomer(ctx context.Context, ev webhook.Event, plan webhook.Plan, digest string) (result, error) {
-	if plan.Action == webhook.ActionCustomerRefresh {
-		if plan.CustomerID == "" {
-			return result{detail: "no customer id in the payload"}, nil
-		}
-		dup, err := in.Work.AddOnce(ctx, digest, in.window(), refresh.CustomerJob(plan.CustomerID))
-		return result{dup: dup}, err
-	}
-	if plan.CustomerExternalID == "" {
+// applyCustomer queues the job that refreshes or removes a customer's
+// instances. A refresh lists them through the API (the external id itself
+// may be what changed, so the index cannot be trusted to find them); a
+// delete removes the cached instances the index lists for the external id,
+// checking each entry's customer. Either way the webhook costs one script.
+func (in *Intake) applyCustomer(ctx context.Context, plan webhook.Plan, digest string) (result, error) {
+	var job string
+	switch {
+	case plan.Action == webhook.ActionCustomerRefresh && plan.CustomerID != "":
+		job = refresh.CustomerJob(plan.CustomerID)
+	case plan.Action == webhook.ActionCustomerRefresh:
+		return result{detail: "no customer id in the payload"}, nil
+	case plan.CustomerExternalID != "":
+		job = refresh.CustomerDeleteJob(plan.CustomerID, plan.CustomerExternalID)
+	default:
 		return result{detail: "no customer external id in the payload"}, nil
 	}
-	// Deleting is idempotent, so a repeat would only do the same again;
-	// the mark just saves that work.
-	seen, err := in.Store.SeenEvent(ctx, digest)
-	if err != nil || seen {
-		return result{dup: seen}, err
-	}
-	entries, err := in.Store.ByCustomer(ctx, plan.CustomerExternalID)
-	if err != nil {
-		return result{}, err
-	}
-	removed := 0
-	for _, e := range entries {
-		if plan.CustomerID != "" && e.Doc.Customer.ID != plan.CustomerID {
-			continue
-		}
-		if _, err := in.applyInstance(ctx, webhook.ActionDelete, ev.Timestamp, e.Doc.ID, ""); err != nil {
-			return result{}, err
-		}
-		removed++
-	}
-	if err := in.Store.MarkEvent(ctx, digest, in.window()); err != nil {
-		return result{}, err
-	}
-	return result{detail: fmt.Sprintf("removed %d instances", removed)}, nil
+	dup, err := in.Work.AddOnce(ctx, digest, in.window(), job)
+	return result{dup: dup}, err
 }
 
-// applyInstance decides and writes one instance's effect, deciding again
-// when a concurrent write got in first. digest, when set, makes the write
-// happen once per body.
+// applyInstance decides and writes one instance's effect, once per body.
 func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id, digest string) (result, error) {
 	if action == webhook.ActionRefetch {
 		// Nothing to decide but the fetch, which decides for itself (a
@@ -246,47 +223,32 @@ func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts t
 		dup, err := in.Work.AddOnce(ctx, digest, in.window(), id)
 		return result{dup: dup}, err
 	}
-	for attempt := 0; attempt < 16; attempt++ {
-		var (
-			st   cache.State
-			seen bool
-			err  error
-		)
-		if digest != "" {
-			st, seen, err = in.Store.LoadSeen(ctx, id, digest)
-		} else {
-			st, err = in.Store.Load(ctx, id)
+	if action != webhook.ActionDelete {
+		// A fetch of this instance in flight may have read Prismatic before
+		// this event's change: have it run once more. This comes first, so
+		// that a delivery that fails after it is retried in full; it is
+		// harmless to repeat.
+		if err := in.Work.AddIfRunning(ctx, id); err != nil {
+			return result{}, err
 		}
-		if err != nil || seen {
-			return result{dup: seen}, err
-		}
-		eff := webhook.Decide(action, ts, st)
-		if eff.Mutation != nil {
-			if digest != "" {
-				_, err = in.Store.ApplyOnce(ctx, id, st.Entry, *eff.Mutation, digest, in.window())
-			} else {
-				_, err = in.Store.Apply(ctx, id, st.Entry, *eff.Mutation)
-			}
-			switch {
-			case errors.Is(err, cache.ErrConflict):
-				continue
-			case errors.Is(err, cache.ErrDuplicate):
-				return result{dup: true}, nil
-			case errors.Is(err, cache.ErrTombstoned):
-				return result{detail: webhook.SkipDeleted}, nil
-			case err != nil:
-				return result{}, err
-			}
-		}
-		switch eff.Fetch {
-		case webhook.FetchNow:
-			err = in.Work.Add(ctx, time.Time{}, id)
-		case webhook.FetchIfRunning:
-			err = in.Work.AddIfRunning(ctx, id)
-		}
-		return result{detail: eff.Skip}, err
 	}
-	return result{}, fmt.Errorf("apply %s to %s: the entry kept changing", action, id)
+	var skip string
+	up, err := in.Store.Update(ctx, id, cache.UpdateOnce{Sum: digest, Window: in.window()}, func(st cache.State) *cache.Mutation {
+		eff := webhook.Decide(action, ts, st)
+		skip = eff.Skip
+		return eff.Mutation
+	})
+	switch {
+	case err != nil:
+		return result{}, err
+	case up.Duplicate:
+		return result{dup: true}, nil
+	case up.Tombstoned:
+		return result{detail: webhook.SkipDeleted}, nil
+	case up.IndexErr != nil && in.Log != nil:
+		in.Log.Warn("webhook applied; its lookup rows were not", "instance", id, "err", up.IndexErr)
+	}
+	return result{detail: skip}, nil
 }
 
 func (in *Intake) unavailable(w http.ResponseWriter, d *Delivery, err error) {
