@@ -56,10 +56,13 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Progress: func(r refresh.Report) {
 			p.show("listed %d of %d instances (%d pages), queued %d", r.Listed, r.Total, r.Pages, r.Queued)
 		}}
-	rep, err := recon.RunOnce(ctx)
+	ran, rep, err := recon.RunExclusive(ctx, 0)
 	p.done()
 	if err != nil {
 		return err
+	}
+	if !ran {
+		return fmt.Errorf("a reconcile pass is running on a daemon replica; it does the same — try again when it is done")
 	}
 	fmt.Fprintf(stdout, "pass done in %s: %d instances listed, %d queued, %d removed from the cache\n",
 		rep.Took.Round(time.Millisecond), rep.Listed, rep.Queued, rep.Removed)

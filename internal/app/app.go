@@ -203,10 +203,18 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 // startResync starts a pass that queues every instance, unless one runs.
-func (a *App) startResync(context.Context) error {
+func (a *App) startResync(ctx context.Context) error {
 	a.resyncMu.Lock()
 	defer a.resyncMu.Unlock()
 	if a.resyncOn {
+		return server.ErrBusy
+	}
+	// A pass running on any replica would be cut short by another one
+	// starting (each records its own token in the sync marker): refuse.
+	if busy, err := a.recon.Busy(ctx); err != nil || busy {
+		if err != nil {
+			return err
+		}
 		return server.ErrBusy
 	}
 	a.resyncOn = true
@@ -216,10 +224,15 @@ func (a *App) startResync(context.Context) error {
 		defer func() { a.resyncMu.Lock(); a.resyncOn = false; a.resyncMu.Unlock() }()
 		r := *a.recon
 		r.Force = true
-		rep, err := r.RunOnce(a.bgCtx)
-		a.passDone(rep, err)
-		if err != nil {
-			a.log().Error("resync failed", "err", err)
+		ran, rep, err := r.RunExclusive(a.bgCtx, 0)
+		switch {
+		case !ran:
+			a.log().Warn("resync not run: another replica started a pass first")
+		default:
+			a.passDone(rep, err)
+			if err != nil {
+				a.log().Error("resync failed", "err", err)
+			}
 		}
 	}()
 	return nil

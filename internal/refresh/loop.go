@@ -19,6 +19,12 @@ const (
 	DefaultReconcileLease = 30 * time.Second
 )
 
+// Busy reports whether a reconcile pass holds the lease now.
+func (r *Reconciler) Busy(ctx context.Context) (bool, error) {
+	n, err := r.Store.Client().Exists(ctx, r.Store.Keys().ReconcileLease()).Result()
+	return n > 0, err
+}
+
 // LoopOptions configure Reconciler.Run; zero values mean the defaults.
 type LoopOptions struct {
 	// Interval between periodic passes, spread by ±10% jitter so replicas
@@ -42,8 +48,11 @@ func newToken() string {
 }
 
 // Run reconciles until ctx ends: a pass at once when the sync marker is
-// missing, then every Interval, and again whenever the marker disappears.
-// Only the replica holding the reconcile lease runs a pass.
+// missing, then whenever Interval (with this replica's jitter) has passed
+// since the last complete pass of ANY replica — the time is read from the
+// marker in Redis, so N replicas make one pass per interval, not N — and
+// again whenever the marker disappears. Only the replica holding the
+// reconcile lease runs a pass.
 func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultResyncInterval
@@ -54,26 +63,30 @@ func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultReconcileLease
 	}
-	next := r.now().Add(jitter(opts.Interval))
+	every := jitter(opts.Interval)
+	var lastSync time.Time
+	var retryAt time.Time
 	retry := time.Second
 	for {
-		synced, err := r.Store.Synced(ctx)
-		due := err == nil && (!synced || !r.now().Before(next))
+		at, err := r.Store.SyncedAt(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.log().Warn("reconcile: read the sync marker", "err", err)
 		}
-		wait := opts.MarkerCheck
+		if !at.Equal(lastSync) {
+			lastSync, every = at, jitter(opts.Interval) // a pass completed somewhere
+		}
+		now := r.now()
+		due := err == nil && (at.IsZero() || !now.Before(at.Add(every))) && !now.Before(retryAt)
 		if due {
-			ran, rep, perr := r.runLeased(ctx, opts.Lease)
+			ran, rep, perr := r.RunExclusive(ctx, opts.Lease)
 			switch {
 			case !ran:
 				// Another replica holds the lease; look again soon.
 			case perr != nil:
 				r.log().Warn("reconcile pass failed; retrying", "err", perr, "retry_in", retry)
-				wait, retry = retry, min(2*retry, opts.MarkerCheck*6)
+				retryAt, retry = r.now().Add(retry), min(2*retry, opts.MarkerCheck*6)
 			default:
-				retry = time.Second
-				next = r.now().Add(jitter(opts.Interval))
+				retry, retryAt = time.Second, time.Time{}
 			}
 			if ran && opts.OnPass != nil {
 				opts.OnPass(rep, perr)
@@ -82,7 +95,7 @@ func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(min(wait, max(time.Millisecond, next.Sub(r.now())))):
+		case <-time.After(opts.MarkerCheck):
 		}
 	}
 }
@@ -108,8 +121,13 @@ return redis.call('DEL', KEYS[1])`)
 // errLeaseLost cancels a pass whose lease could not be renewed.
 var errLeaseLost = errors.New("reconcile lease lost")
 
-// runLeased runs one pass if this replica can take the reconcile lease.
-func (r *Reconciler) runLeased(ctx context.Context, lease time.Duration) (bool, Report, error) {
+// RunExclusive runs one pass if no other pass holds the reconcile lease
+// (ran is false when one does). The lease is renewed while the pass runs,
+// and the pass is cancelled if it is lost.
+func (r *Reconciler) RunExclusive(ctx context.Context, lease time.Duration) (ran bool, rep Report, err error) {
+	if lease <= 0 {
+		lease = DefaultReconcileLease
+	}
 	rdb, key, token := r.Store.Client(), r.Store.Keys().ReconcileLease(), newToken()
 	ok, err := rdb.SetNX(ctx, key, token, lease).Result()
 	if err != nil {
