@@ -295,7 +295,10 @@ func TestHealthReadinessAndStatus(t *testing.T) {
 	// Instance ids in /status only for the admin.
 	h.sim.SetFaults(prismaticsim.Faults{})
 	_, anon := get(t, h.app.URL()+"/status", "")
-	if strings.Contains(anon, "SW5zdGFuY2U6") {
-		t.Errorf("/status shows instance ids without the admin token:\n%s", anon)
+	if strings.Contains(anon, "SW5zdGFuY2U6") || strings.Contains(anon, "injected") {
+		t.Errorf("/status shows instance ids or error texts without the admin token:\n%s", anon)
+	}
+	if _, admin := get(t, h.app.URL()+"/status", observedAdmin); !strings.Contains(admin, `"prismatic"`) {
+		t.Errorf("/status for the admin:\n%s", admin)
 	}
 }

@@ -190,5 +190,17 @@ func (a *App) status(ctx context.Context, admin bool) any {
 		}
 	}
 	a.health.mu.Unlock()
+	if !admin {
+		// Error texts can name instances (and say more about the setup than
+		// an anonymous caller needs): states only, details for the admin.
+		s.Detail = ""
+		for name, c := range s.Components {
+			c.Detail = ""
+			s.Components[name] = c
+		}
+		if s.Reconcile != nil && s.Reconcile.Error != "" {
+			s.Reconcile.Error = "(shown with the admin token)"
+		}
+	}
 	return s
 }

@@ -396,6 +396,11 @@ func (p *Pool) keepLease(ctx context.Context, cancel context.CancelFunc, c Claim
 }
 
 func (p *Pool) publish(ctx context.Context, r Result) {
+	if r.Claimed.IsZero() {
+		if c, ok := p.claimOf(r.ID); ok {
+			r.Claimed = c.ClaimedAt
+		}
+	}
 	if !r.Started.IsZero() {
 		r.Took = p.opts.Now().Sub(r.Started)
 	}
@@ -405,6 +410,14 @@ func (p *Pool) publish(ctx context.Context, r Result) {
 	if p.opts.OnResult != nil {
 		p.opts.OnResult(r)
 	}
+}
+
+// claimOf returns the claim this process holds on id.
+func (p *Pool) claimOf(id string) (Claim, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.claims[id]
+	return c, ok
 }
 
 // redisErr reports a failed Redis operation.

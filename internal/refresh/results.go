@@ -30,9 +30,12 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Retrying is true when the id is queued again after this failure.
 	Retrying bool `json:"retrying,omitempty"`
-	// Started is when the run began, so a waiter can tell a run that began
-	// after its request from one that was already in flight.
+	// Started is when the run began (the worker's clock).
 	Started time.Time `json:"started"`
+	// Claimed is when the run's claim was taken, by Redis's clock, so a
+	// waiter on any replica can tell a run that began after its request
+	// from one that was already in flight.
+	Claimed time.Time `json:"claimed"`
 	// Took is how long the run lasted.
 	Took time.Duration `json:"took,omitempty"`
 }
@@ -145,7 +148,10 @@ var ErrNoResult = errors.New("no result yet")
 func (r Requester) Refresh(ctx context.Context, id string) (Result, error) {
 	results, cancel := r.Waiters.Register(id)
 	defer cancel()
-	asked := r.Work.now().Add(-time.Millisecond)
+	asked, err := r.Work.Now(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	if err := r.Work.Add(ctx, time.Time{}, id); err != nil {
 		return Result{}, err
 	}
@@ -154,7 +160,7 @@ func (r Requester) Refresh(ctx context.Context, id string) (Result, error) {
 		case <-ctx.Done():
 			return Result{}, fmt.Errorf("refresh %s: %w", id, ErrNoResult)
 		case res := <-results:
-			if res.Started.Before(asked) {
+			if res.Claimed.Before(asked) {
 				continue // a run that was already in flight; ours follows it
 			}
 			return res, nil

@@ -151,11 +151,23 @@ type Claim struct {
 	// Since is, for a job, when it was last asked for (the latest request
 	// it serves); for an instance, when it became due.
 	Since time.Time
+	// ClaimedAt is when it was claimed, by Redis's clock: one clock for all
+	// replicas, so a caller can tell runs that began after its request.
+	ClaimedAt time.Time
+}
+
+// Now returns Redis's clock, the one ClaimedAt is read from.
+func (w *WorkSet) Now(ctx context.Context) (time.Time, error) {
+	t, err := w.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("work set clock: %w", err)
+	}
+	return t, nil
 }
 
 // claimScript: KEYS due, leases, owners, dirty, attempts, asked. ARGV now ms, lease
 // ms, max, token. First returns expired leases to due, then claims up to max
-// due ids. Returns id, attempts, due-score triples.
+// due ids. Returns Redis's clock (ms), then id, attempts, due-score triples.
 var claimScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
@@ -167,7 +179,8 @@ for _, id in ipairs(expired) do
   if (not cur) or tonumber(cur) > now then redis.call('ZADD', KEYS[1], now, id) end
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
+local t = redis.call('TIME')
+local out = {tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))}
 for _, id in ipairs(ids) do
   local since = redis.call('HGET', KEYS[6], id) or redis.call('ZSCORE', KEYS[1], id)
   redis.call('HDEL', KEYS[6], id)
@@ -191,11 +204,15 @@ func (w *WorkSet) Claim(ctx context.Context, max int, token string) ([]Claim, er
 	if err != nil {
 		return nil, fmt.Errorf("work set claim: %w", err)
 	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("work set claim: empty reply")
+	}
+	at, _ := strconv.ParseInt(res[0], 10, 64)
 	claims := make([]Claim, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
+	for i := 1; i+2 < len(res); i += 3 {
 		n, _ := strconv.Atoi(res[i+1])
 		since, _ := strconv.ParseFloat(res[i+2], 64)
-		claims = append(claims, Claim{ID: res[i], Token: token, Attempts: n, Since: time.UnixMilli(int64(since))})
+		claims = append(claims, Claim{ID: res[i], Token: token, Attempts: n, Since: time.UnixMilli(int64(since)), ClaimedAt: time.UnixMilli(at)})
 	}
 	return claims, nil
 }
