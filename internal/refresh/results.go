@@ -152,6 +152,7 @@ func (r Requester) Refresh(ctx context.Context, id string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	asked = asked.Truncate(time.Millisecond) // claims are stamped in whole ms
 	if err := r.Work.Add(ctx, time.Time{}, id); err != nil {
 		return Result{}, err
 	}
