@@ -38,10 +38,11 @@ type health struct {
 }
 
 type passInfo struct {
-	At     time.Time      `json:"at"`
-	Result string         `json:"result"`
-	Error  string         `json:"error,omitempty"`
-	Report refresh.Report `json:"report"`
+	At          time.Time      `json:"at"`
+	Result      string         `json:"result"`
+	Error       string         `json:"error,omitempty"`
+	TookSeconds float64        `json:"tookSeconds"`
+	Report      refresh.Report `json:"report"`
 }
 
 func newHealth(now func() time.Time) *health {
@@ -85,7 +86,7 @@ func (h *health) redisResult(err error) {
 func (h *health) pass(rep refresh.Report, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := &passInfo{At: h.now(), Result: "ok", Report: rep}
+	p := &passInfo{At: h.now(), Result: "ok", Report: rep, TookSeconds: rep.Took.Seconds()}
 	if err != nil {
 		p.Result, p.Error = "failed", err.Error()
 	}

@@ -45,21 +45,23 @@ var ErrPassLost = errors.New("reconcile: the sync marker changed during the pass
 
 // Report is what one pass found.
 type Report struct {
-	Pages   int
-	Listed  int
-	Total   int
-	Queued  int
-	Removed int
-	Took    time.Duration
+	Pages   int           `json:"pages"`
+	Listed  int           `json:"listed"`
+	Total   int           `json:"total"`
+	Queued  int           `json:"queued"`
+	Removed int           `json:"removed"`
+	Took    time.Duration `json:"-"`
 
 	// The cached entries of the listed instances by state: Errors have a
 	// last_error, Stale are stale without one, Fresh the rest.
-	Fresh, Stale, Errors int
+	Fresh  int `json:"fresh"`
+	Stale  int `json:"stale"`
+	Errors int `json:"errors"`
 	// OldestFetch is the fetched_at of the least recently fetched entry.
-	OldestFetch time.Time
+	OldestFetch time.Time `json:"oldestFetch,omitzero"`
 	// OldestStaleID has been stale the longest, since OldestStaleSince.
-	OldestStaleID    string
-	OldestStaleSince time.Time
+	OldestStaleID    string    `json:"oldestStaleId,omitempty"`
+	OldestStaleSince time.Time `json:"oldestStaleSince,omitzero"`
 }
 
 // count classifies one cached entry into the report's tallies.

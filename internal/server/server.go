@@ -61,7 +61,11 @@ func New(opts Options) *Server {
 			if !ok {
 				status = http.StatusServiceUnavailable
 			}
-			writeJSON(w, status, map[string]string{"status": state, "detail": detail})
+			body := map[string]string{"status": state}
+			if detail != "" {
+				body["detail"] = detail
+			}
+			writeJSON(w, status, body)
 		})
 	}
 	if opts.Status != nil {
