@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/app"
@@ -30,9 +33,30 @@ type harness struct {
 	b     redistest.Backend
 }
 
-func start(t *testing.T, b redistest.Backend) *harness {
+// e2eOptions tweak the harness; the zero value is the plain one.
+type e2eOptions struct {
+	// sim replaces the simulator's options (seed 7, 3 customers).
+	sim *prismaticsim.Options
+	// configure changes the daemon's config before it starts.
+	configure func(*config.Config)
+	// transport, when set, carries the daemon's GraphQL requests.
+	transport http.RoundTripper
+	// log and registry, when set, are the daemon's.
+	log      *slog.Logger
+	registry *prometheus.Registry
+}
+
+func start(t *testing.T, b redistest.Backend) *harness { return startE2E(t, b, e2eOptions{}) }
+
+// startE2E starts a simulator and a daemon wired together over real HTTP
+// and returns once the first sync is done.
+func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 	t.Helper()
-	sim, err := prismaticsim.New(prismaticsim.Options{Seed: 7, Customers: 3})
+	simOpts := prismaticsim.Options{Seed: 7, Customers: 3}
+	if opts.sim != nil {
+		simOpts = *opts.sim
+	}
+	sim, err := prismaticsim.New(simOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +75,15 @@ func start(t *testing.T, b redistest.Backend) *harness {
 	cfg.PrismaticURL = simSrv.URL
 	cfg.PrismaticToken = prismaticsim.DefaultAccessToken
 	cfg.PrismaticRate = 1000
-	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln}
+	if opts.configure != nil {
+		opts.configure(&cfg)
+	}
+	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln, Log: opts.log, Registry: opts.registry}
+	if opts.transport != nil {
+		a.HTTPClient = &http.Client{Transport: opts.transport}
+	}
 	if err := a.Start(context.Background()); err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -62,7 +93,7 @@ func start(t *testing.T, b redistest.Backend) *harness {
 			t.Errorf("close: %v", err)
 		}
 	})
-	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", secret)
+	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", cfg.WebhookSecrets[0])
 	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
 	h.waitFor(t, "the first sync to finish", func() bool {
 		ok, _ := h.store.Synced(context.Background())

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,71 +17,11 @@ import (
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
-	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
-
-// e2eOptions tweak startE2E's daemon.
-type e2eOptions struct {
-	// configure changes the daemon's config before it starts.
-	configure func(*config.Config)
-	// transport, when set, carries the daemon's GraphQL requests.
-	transport http.RoundTripper
-}
-
-// startE2E is start with options: a simulator and a daemon wired together
-// over real HTTP, returned once the first sync is done.
-func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
-	t.Helper()
-	sim, err := prismaticsim.New(prismaticsim.Options{Seed: 7, Customers: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	simSrv := httptest.NewServer(sim.Handler())
-	t.Cleanup(simSrv.Close)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Listen = ln.Addr().String()
-	cfg.RedisPrefix = b.Prefix
-	cfg.WebhookSecrets = []string{secret}
-	cfg.PrismaticURL = simSrv.URL
-	cfg.PrismaticToken = prismaticsim.DefaultAccessToken
-	cfg.PrismaticRate = 1000
-	if opts.configure != nil {
-		opts.configure(&cfg)
-	}
-	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln}
-	if opts.transport != nil {
-		a.HTTPClient = &http.Client{Transport: opts.transport}
-	}
-	if err := a.Start(context.Background()); err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", secret)
-	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
-	h.waitFor(t, "the first sync to finish", func() bool {
-		ok, _ := h.store.Synced(context.Background())
-		s, err := a.WorkStats(context.Background())
-		return ok && err == nil && s.Queued == 0 && s.Leased == 0
-	})
-	return h
-}
 
 // idle reports whether the work set is empty: nothing queued, nothing
 // being fetched.

@@ -2,22 +2,17 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/redistest"
@@ -48,44 +43,20 @@ const (
 	observedAdmin   = "observed-admin-token-3456789"
 )
 
-// startObserved starts a simulator and a daemon that authenticates with a
+// startObserved starts the harness with a daemon that authenticates with a
 // refresh token, logs JSON at debug level into logs, and has an admin token.
 func startObserved(t *testing.T, b redistest.Backend, logs io.Writer, reg *prometheus.Registry) *harness {
 	t.Helper()
-	sim, err := prismaticsim.New(prismaticsim.Options{Seed: 11, Customers: 2, RefreshToken: observedRefresh, AccessTokens: []string{"unused-static-token"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	simSrv := httptest.NewServer(sim.Handler())
-	t.Cleanup(simSrv.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Listen, cfg.RedisPrefix = ln.Addr().String(), b.Prefix
-	cfg.WebhookSecrets = []string{observedSecret}
-	cfg.PrismaticURL, cfg.PrismaticRefreshToken = simSrv.URL, observedRefresh
-	cfg.PrismaticRate, cfg.AdminToken, cfg.LogLevel = 1000, observedAdmin, "debug"
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln, Log: log, Registry: reg}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Close(ctx)
+	return startE2E(t, b, e2eOptions{
+		sim:      &prismaticsim.Options{Seed: 11, Customers: 2, RefreshToken: observedRefresh, AccessTokens: []string{"unused-static-token"}},
+		log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		registry: reg,
+		configure: func(cfg *config.Config) {
+			cfg.WebhookSecrets = []string{observedSecret}
+			cfg.PrismaticToken, cfg.PrismaticRefreshToken = "", observedRefresh
+			cfg.AdminToken, cfg.LogLevel = observedAdmin, "debug"
+		},
 	})
-	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", observedSecret)
-	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
-	h.waitFor(t, "the first sync", func() bool {
-		ok, _ := h.store.Synced(context.Background())
-		s, err := a.WorkStats(context.Background())
-		return ok && err == nil && s.Queued == 0 && s.Leased == 0
-	})
-	return h
 }
 
 func get(t *testing.T, url, token string) (int, string) {
