@@ -99,7 +99,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.PrismaticRate = 200
 	cfg.LogLevel = logLevel
 	live := &liveLines{w: stdout}
-	a := &app.App{Config: cfg, Log: log, Listener: daemonLn, OnDelivery: live.delivery, OnResult: live.result}
+	a := &app.App{Config: cfg, Version: version, Log: log, Listener: daemonLn, OnDelivery: live.delivery, OnResult: live.result}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
