@@ -99,17 +99,32 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Load reads one instance's entry and tombstone in one round trip.
 func (s *Store) Load(ctx context.Context, id string) (State, error) {
+	st, _, err := s.load(ctx, id, "")
+	return st, err
+}
+
+// load reads an entry and its tombstone, and with a digest the dedup mark
+// of that webhook body, in one round trip; when the mark exists the state is
+// not decoded.
+func (s *Store) load(ctx context.Context, id, sum string) (State, bool, error) {
 	pipe := s.rdb.Pipeline()
+	var d *redis.IntCmd
+	if sum != "" {
+		d = pipe.Exists(ctx, s.keys.InstanceDedup(id, sum))
+	}
 	h := pipe.HGetAll(ctx, s.keys.Instance(id))
 	t := pipe.Exists(ctx, s.keys.Tombstone(id))
 	if _, err := pipe.Exec(ctx); err != nil {
-		return State{}, fmt.Errorf("load %s: %w", id, err)
+		return State{}, false, fmt.Errorf("load %s: %w", id, err)
+	}
+	if d != nil && d.Val() > 0 {
+		return State{}, true, nil
 	}
 	e, err := ParseEntry(h.Val())
 	if err != nil {
-		return State{}, fmt.Errorf("load %s: %w", id, err)
+		return State{}, false, fmt.Errorf("load %s: %w", id, err)
 	}
-	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, nil
+	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, false, nil
 }
 
 // applyScript writes an entry if its rev is still the one the caller read.
@@ -271,16 +286,7 @@ const maxUpdateAttempts = 16
 // nothing to write.
 func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		var (
-			st   State
-			seen bool
-			err  error
-		)
-		if once.Sum != "" {
-			st, seen, err = s.LoadSeen(ctx, id, once.Sum)
-		} else {
-			st, err = s.Load(ctx, id)
-		}
+		st, seen, err := s.load(ctx, id, once.Sum)
 		if err != nil {
 			return Updated{}, err
 		}
@@ -460,19 +466,5 @@ func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (boo
 // digest sum about this instance, in one round trip. When seen is true the
 // state is not decoded.
 func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
-	pipe := s.rdb.Pipeline()
-	d := pipe.Exists(ctx, s.keys.InstanceDedup(id, sum))
-	h := pipe.HGetAll(ctx, s.keys.Instance(id))
-	t := pipe.Exists(ctx, s.keys.Tombstone(id))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return State{}, false, fmt.Errorf("load %s and dedup: %w", id, err)
-	}
-	if d.Val() > 0 {
-		return State{}, true, nil
-	}
-	e, err := ParseEntry(h.Val())
-	if err != nil {
-		return State{}, false, fmt.Errorf("load %s: %w", id, err)
-	}
-	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, false, nil
+	return s.load(ctx, id, sum)
 }

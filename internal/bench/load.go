@@ -205,17 +205,54 @@ type tally struct {
 	lastErr  error
 }
 
-func (t *tally) add(lat, sched []time.Duration, sent, ok, failed, dups int64, err error) {
+// counts is one connection's share of a load, merged into the tally when
+// the connection is done.
+type counts struct {
+	lat, sched             []time.Duration
+	sent, ok, failed, dups int64
+	lastErr                error
+}
+
+// record counts one answer sent at t0 and received at t1; at, when not
+// zero, is when the request was due (open loop).
+func (c *counts) record(status int, body []byte, err error, at, t0, t1 time.Time) {
+	c.sent++
+	switch {
+	case err != nil:
+		c.failed++
+		c.lastErr = err
+	case status/100 != 2:
+		c.failed++
+		c.lastErr = fmt.Errorf("status %d: %s", status, bytes.TrimSpace(body))
+	default:
+		c.ok++
+		c.lat = append(c.lat, t1.Sub(t0))
+		if !at.IsZero() {
+			c.sched = append(c.sched, t1.Sub(at))
+		}
+		if bytes.Contains(body, duplicateMark) {
+			c.dups++
+		}
+	}
+}
+
+// jobFailed counts a request the job could not build.
+func (c *counts) jobFailed(err error) {
+	c.failed++
+	c.lastErr = err
+}
+
+func (t *tally) add(c counts) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.lat = append(t.lat, lat...)
-	t.sched = append(t.sched, sched...)
-	t.sent += sent
-	t.ok += ok
-	t.failed += failed
-	t.dups += dups
-	if err != nil {
-		t.lastErr = err
+	t.lat = append(t.lat, c.lat...)
+	t.sched = append(t.sched, c.sched...)
+	t.sent += c.sent
+	t.ok += c.ok
+	t.failed += c.failed
+	t.dups += c.dups
+	if c.lastErr != nil {
+		t.lastErr = c.lastErr
 	}
 }
 
@@ -235,17 +272,12 @@ func ClosedLoop(ctx context.Context, addr string, conc int, warm, d time.Duratio
 			defer wg.Done()
 			c := NewConn(addr)
 			defer c.Close()
-			var (
-				lat                    []time.Duration
-				sent, ok, failed, dups int64
-				lastErr                error
-				buf                    = make([]byte, 0, 2048)
-			)
+			var n counts
+			buf := make([]byte, 0, 2048)
 			for ctx.Err() == nil {
 				req, done, err := job(buf[:0])
 				if err != nil {
-					lastErr = err
-					failed++
+					n.jobFailed(err)
 					continue
 				}
 				t0 := time.Now()
@@ -257,26 +289,11 @@ func ClosedLoop(ctx context.Context, addr string, conc int, warm, d time.Duratio
 				if done != nil {
 					done(status, body, t1)
 				}
-				if t0.Before(from) {
-					continue
-				}
-				sent++
-				switch {
-				case err != nil:
-					failed++
-					lastErr = err
-				case status/100 != 2:
-					failed++
-					lastErr = fmt.Errorf("status %d: %s", status, bytes.TrimSpace(body))
-				default:
-					ok++
-					lat = append(lat, t1.Sub(t0))
-					if bytes.Contains(body, duplicateMark) {
-						dups++
-					}
+				if !t0.Before(from) {
+					n.record(status, body, err, time.Time{}, t0, t1)
 				}
 			}
-			t.add(lat, nil, sent, ok, failed, dups, lastErr)
+			t.add(n)
 		}()
 	}
 	wg.Wait()
@@ -298,46 +315,26 @@ func OpenLoop(ctx context.Context, addr string, rate float64, d time.Duration, c
 			defer wg.Done()
 			c := NewConn(addr)
 			defer c.Close()
-			var (
-				lat, sched             []time.Duration
-				sent, ok, failed, dups int64
-				lastErr                error
-				buf                    = make([]byte, 0, 2048)
-			)
+			var n counts
+			buf := make([]byte, 0, 2048)
 			for at := range due {
 				if ctx.Err() != nil {
 					break
 				}
 				req, done, err := job(buf[:0])
 				if err != nil {
-					lastErr = err
-					failed++
+					n.jobFailed(err)
 					continue
 				}
-				sent++
 				t0 := time.Now()
 				status, body, err := c.Do(req)
 				t1 := time.Now()
 				if done != nil {
 					done(status, body, t1)
 				}
-				switch {
-				case err != nil:
-					failed++
-					lastErr = err
-				case status/100 != 2:
-					failed++
-					lastErr = fmt.Errorf("status %d: %s", status, bytes.TrimSpace(body))
-				default:
-					ok++
-					lat = append(lat, t1.Sub(t0))
-					sched = append(sched, t1.Sub(at))
-					if bytes.Contains(body, duplicateMark) {
-						dups++
-					}
-				}
+				n.record(status, body, err, at, t0, t1)
 			}
-			t.add(lat, sched, sent, ok, failed, dups, lastErr)
+			t.add(n)
 		}()
 	}
 	start := time.Now()
