@@ -47,6 +47,10 @@ type State struct {
 	Entry      Entry
 	Exists     bool
 	Tombstoned bool
+	// DocOmitted: the entry was read without its document (see
+	// UpdateOnce.WithoutDoc); Entry.Doc, when the entry has a document, holds
+	// only its ID and LastDeployedAt.
+	DocOmitted bool
 }
 
 // Mutation is a decided change to one entry. With Delete set, the entry and
@@ -99,32 +103,112 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Load reads one instance's entry and tombstone in one round trip.
 func (s *Store) Load(ctx context.Context, id string) (State, error) {
-	st, _, err := s.load(ctx, id, "")
+	st, _, err := s.load(ctx, id, "", true)
 	return st, err
 }
 
+// loadScript reads an entry, whether it is tombstoned and, optionally,
+// whether a webhook body's dedup mark exists, as one command: one round trip
+// that an auto-pipelining client can batch with other callers' commands.
+//
+// KEYS[1] entry hash, KEYS[2] tombstone, KEYS[3] (optional) dedup mark.
+// ARGV[1] "all", or "meta" followed by the fields to read.
+//
+// Returns {1} when the mark exists; otherwise {0, tombstoned, fields} with
+// fields the flat HGETALL reply ("all"), or {0, tombstoned, doc length,
+// values} with the HMGET reply of the named fields ("meta").
+var loadScript = redis.NewScript(`
+if #KEYS > 2 and redis.call('EXISTS', KEYS[3]) == 1 then return {1} end
+local tomb = redis.call('EXISTS', KEYS[2])
+if ARGV[1] == 'all' then
+  return {0, tomb, redis.call('HGETALL', KEYS[1])}
+end
+return {0, tomb, redis.call('HSTRLEN', KEYS[1], 'doc'), redis.call('HMGET', KEYS[1], unpack(ARGV, 2))}
+`)
+
+// metaFields are the fields of an entry other than its document, in the
+// order a "meta" load asks for them.
+var metaFields = []any{"meta", FieldStale, FieldStaleSince, FieldStaleReason, FieldEnabled, FieldDeployedVersion,
+	FieldLastDeployedAt, FieldFetchedAt, FieldRev, FieldLastError, fieldUpdatedEventAt, fieldEnabledEventAt}
+
 // load reads an entry and its tombstone, and with a digest the dedup mark
 // of that webhook body, in one round trip; when the mark exists the state is
-// not decoded.
-func (s *Store) load(ctx context.Context, id, sum string) (State, bool, error) {
-	pipe := s.rdb.Pipeline()
-	var d *redis.IntCmd
+// not decoded. Without withDoc it leaves the document in Redis: the state
+// then has DocOmitted set and a Doc that holds only its ID and
+// LastDeployedAt (see UpdateOnce.WithoutDoc).
+func (s *Store) load(ctx context.Context, id, sum string, withDoc bool) (State, bool, error) {
+	keys := []string{s.keys.Instance(id), s.keys.Tombstone(id)}
 	if sum != "" {
-		d = pipe.Exists(ctx, s.keys.InstanceDedup(id, sum))
+		keys = append(keys, s.keys.InstanceDedup(id, sum))
 	}
-	h := pipe.HGetAll(ctx, s.keys.Instance(id))
-	t := pipe.Exists(ctx, s.keys.Tombstone(id))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return State{}, false, fmt.Errorf("load %s: %w", id, err)
+	args := metaFields
+	if withDoc {
+		args = []any{"all"}
 	}
-	if d != nil && d.Val() > 0 {
-		return State{}, true, nil
-	}
-	e, err := ParseEntry(h.Val())
+	res, err := loadScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return State{}, false, fmt.Errorf("load %s: %w", id, err)
 	}
-	return State{Entry: e, Exists: len(h.Val()) > 0, Tombstoned: t.Val() > 0}, false, nil
+	if len(res) > 0 && res[0] == int64(1) {
+		return State{}, true, nil
+	}
+	st, err := parseLoad(id, res, withDoc)
+	if err != nil {
+		return State{}, false, fmt.Errorf("load %s: %w", id, err)
+	}
+	return st, false, nil
+}
+
+// parseLoad decodes loadScript's reply.
+func parseLoad(id string, res []any, withDoc bool) (State, error) {
+	want := 3
+	if !withDoc {
+		want = 4
+	}
+	if len(res) != want {
+		return State{}, fmt.Errorf("unexpected script reply of %d elements", len(res))
+	}
+	tomb, _ := res[1].(int64)
+	h := make(map[string]string, 12)
+	docLen := int64(0)
+	if withDoc {
+		flat, _ := res[2].([]any)
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			v, _ := flat[i+1].(string)
+			h[k] = v
+		}
+	} else {
+		docLen, _ = res[2].(int64)
+		vals, _ := res[3].([]any)
+		if len(vals) != len(metaFields)-1 {
+			return State{}, fmt.Errorf("unexpected script reply: %d fields", len(vals))
+		}
+		for i, v := range vals {
+			if v, ok := v.(string); ok {
+				h[metaFields[i+1].(string)] = v
+			}
+		}
+	}
+	e, err := ParseEntry(h)
+	if err != nil {
+		return State{}, err
+	}
+	st := State{Entry: e, Exists: len(h) > 0 || docLen > 0, Tombstoned: tomb > 0}
+	if !withDoc {
+		st.DocOmitted = true
+		if docLen > 0 {
+			st.Entry.Doc = &Doc{ID: id}
+			if v := h[FieldLastDeployedAt]; v != "" {
+				t, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					return State{}, fmt.Errorf("field %s: %w", FieldLastDeployedAt, err)
+				}
+				st.Entry.Doc.LastDeployedAt = &t
+			}
+		}
+	}
+	return st, nil
 }
 
 // applyScript writes an entry if its rev is still the one the caller read.
@@ -273,6 +357,13 @@ type Updated struct {
 type UpdateOnce struct {
 	Sum    string
 	Window time.Duration
+	// WithoutDoc has Update decide first on the entry read without its
+	// document (State.DocOmitted), which spares reading and decoding it for
+	// changes that only touch the entry's flags. When decide then asks for
+	// anything but such a change (a mutation without KeepDoc, or a delete,
+	// whose index rows come from the document), Update reads the whole entry
+	// and decides again.
+	WithoutDoc bool
 }
 
 // maxUpdateAttempts bounds how often Update decides again after losing a
@@ -285,8 +376,9 @@ const maxUpdateAttempts = 16
 // several times and must be a pure function of the state; nil means
 // nothing to write.
 func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
+	withDoc := !once.WithoutDoc
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		st, seen, err := s.load(ctx, id, once.Sum)
+		st, seen, err := s.load(ctx, id, once.Sum, withDoc)
 		if err != nil {
 			return Updated{}, err
 		}
@@ -296,6 +388,12 @@ func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide f
 		m := decide(st)
 		if m == nil {
 			return Updated{}, nil
+		}
+		if st.DocOmitted && (m.Delete || !m.KeepDoc || st.Entry.Rev == 0) {
+			// The change needs the document: read it and decide on it.
+			withDoc = true
+			attempt--
+			continue
 		}
 		rev, err := s.apply(ctx, id, st.Entry, *m, once.Sum, once.Window)
 		switch {
@@ -466,5 +564,5 @@ func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (boo
 // digest sum about this instance, in one round trip. When seen is true the
 // state is not decoded.
 func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
-	return s.load(ctx, id, sum)
+	return s.load(ctx, id, sum, true)
 }

@@ -276,3 +276,79 @@ func TestStoreKeepDocLeavesTheDocumentAlone(t *testing.T) {
 		}
 	})
 }
+
+// Update with WithoutDoc decides a flags-only change on the entry read
+// without its document — every other field as a full read gives it — and
+// writes the flags with the document untouched; a change that needs the
+// document makes it read the whole entry and decide again.
+func TestStoreUpdateWithoutDoc(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		fetched := time.Date(2026, 11, 27, 9, 0, 0, 5000, time.UTC)
+		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), Enabled: true, DeployedVersion: 3, FetchedAt: fetched,
+			UpdatedEventAt: fetched.Add(-time.Minute), LastError: "earlier failure"}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		full := mustLoad(t, s, "inst1")
+		docBefore := b.Client.HGet(ctx, s.Keys().Instance("inst1"), cache.FieldDoc).Val()
+
+		var seen []cache.State
+		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+			seen = append(seen, st)
+			next := st.Entry
+			next.Stale, next.StaleReason, next.StaleSince = true, cache.StaleUpdated, fetched.Add(time.Second)
+			return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+		})
+		if err != nil || up.Mutation == nil {
+			t.Fatalf("update: %+v, %v", up, err)
+		}
+		if len(seen) != 1 || !seen[0].DocOmitted || seen[0].Entry.Doc == nil {
+			t.Fatalf("decide saw %d states; first %+v", len(seen), seen)
+		}
+		got := seen[0]
+		if got.Entry.Doc.ID != "inst1" || got.Entry.Doc.LastDeployedAt == nil || !got.Entry.Doc.LastDeployedAt.Equal(*full.Entry.Doc.LastDeployedAt) {
+			t.Fatalf("document stand-in %+v, want the id and last deployed time of %+v", got.Entry.Doc, full.Entry.Doc)
+		}
+		want := full.Entry
+		want.Doc, got.Entry.Doc = nil, nil
+		if got.Entry != want || !got.Exists || got.Tombstoned {
+			t.Fatalf("entry without its document:\n got %+v\nwant %+v", got, want)
+		}
+		h := b.Client.HGetAll(ctx, s.Keys().Instance("inst1")).Val()
+		if h[cache.FieldDoc] != docBefore || h[cache.FieldStale] != "1" || h[cache.FieldLastError] != "earlier failure" || h[cache.FieldDeployedVersion] != "3" {
+			t.Fatalf("after the stale mark: doc kept %v, stale %q, last_error %q, deployed_version %q",
+				h[cache.FieldDoc] == docBefore, h[cache.FieldStale], h[cache.FieldLastError], h[cache.FieldDeployedVersion])
+		}
+
+		// A toggle rewrites the document: decided on the stand-in, it is
+		// decided again on the whole entry, and the write keeps every
+		// config variable.
+		seen = nil
+		_, err = s.Update(ctx, "inst1", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+			seen = append(seen, st)
+			next := st.Entry
+			doc := *st.Entry.Doc
+			doc.Enabled = false
+			next.Doc, next.Enabled = &doc, false
+			return &cache.Mutation{Kind: cache.ChangeEnabled, Entry: next}
+		})
+		if err != nil || len(seen) != 2 || !seen[0].DocOmitted || seen[1].DocOmitted {
+			t.Fatalf("toggle: err %v, decided %d times (want 2: without, then with the document)", err, len(seen))
+		}
+		after := mustLoad(t, s, "inst1")
+		if after.Entry.Doc == nil || after.Entry.Doc.Enabled || after.Entry.Doc.Name != full.Entry.Doc.Name || len(after.Entry.Doc.Config) != 1 {
+			t.Fatalf("document after the toggle: %+v", after.Entry.Doc)
+		}
+
+		// An instance not cached reads as not existing, with no document.
+		_, err = s.Update(ctx, "nope", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+			if st.Exists || st.Entry.Doc != nil {
+				t.Errorf("missing entry read as %+v", st)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -233,7 +233,10 @@ func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts t
 		}
 	}
 	var skip string
-	up, err := in.Store.Update(ctx, id, cache.UpdateOnce{Sum: digest, Window: in.window()}, func(st cache.State) *cache.Mutation {
+	// A stale mark changes only the entry's flags: it is decided without
+	// reading the document.
+	once := cache.UpdateOnce{Sum: digest, Window: in.window(), WithoutDoc: action == webhook.ActionStale}
+	up, err := in.Store.Update(ctx, id, once, func(st cache.State) *cache.Mutation {
 		eff := webhook.Decide(action, ts, st)
 		skip = eff.Skip
 		return eff.Mutation
