@@ -59,7 +59,7 @@ func (c *Client) fetchOnce(ctx context.Context, id string) (inst *Instance, chan
 	if first.Instance == nil {
 		return nil, false, nil
 	}
-	head := first.Instance.InstanceHead
+	head := first.Instance
 	if head.Id != id {
 		return nil, false, &Error{Op: "GetInstance", Kind: Invalid,
 			Message: fmt.Sprintf("asked for instance %s, got %s", id, head.Id)}
@@ -69,7 +69,7 @@ func (c *Client) fetchOnce(ctx context.Context, id string) (inst *Instance, chan
 		NeedsDeploy: head.NeedsDeploy, LastDeployedAt: head.LastDeployedAt, UpdatedAt: head.UpdatedAt,
 		Customer: first.Instance.Customer, Integration: first.Instance.Integration,
 	}
-	page := first.Instance.ConfigVariables.ConfigVariablePage
+	page := first.Instance.ConfigVariables
 	for n := 1; ; n++ {
 		if err := inst.addPage(page); err != nil {
 			return nil, false, err
@@ -91,11 +91,11 @@ func (c *Client) fetchOnce(ctx context.Context, id string) (inst *Instance, chan
 		if next.Instance == nil {
 			return nil, false, nil // deleted while paging
 		}
-		h := next.Instance.InstanceHead
+		h := next.Instance
 		if h.DeployedVersion != head.DeployedVersion || h.NeedsDeploy != head.NeedsDeploy || !h.UpdatedAt.Equal(head.UpdatedAt) {
 			return nil, true, nil
 		}
-		page = next.Instance.ConfigVariables.ConfigVariablePage
+		page = next.Instance.ConfigVariables
 	}
 }
 
@@ -108,7 +108,7 @@ func (inst *Instance) addPage(page ConfigVariablePage) error {
 			return &Error{Op: "GetInstance", Kind: Invalid,
 				Message: fmt.Sprintf("config variable %s of instance %s has no key", n.Id, inst.ID)}
 		}
-		inst.ConfigVariables = append(inst.ConfigVariables, n.ConfigVariable)
+		inst.ConfigVariables = append(inst.ConfigVariables, *n)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ package graphql
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
@@ -57,117 +56,15 @@ func (v *ConfigVariableCustomerConfigVariable) GetId() string { return v.Id }
 
 // ConfigVariablePage includes the GraphQL fields of InstanceConfigVariableConnection requested by the fragment ConfigVariablePage.
 type ConfigVariablePage struct {
-	Nodes    []*ConfigVariablePageNodesInstanceConfigVariable `json:"nodes"`
-	PageInfo ConfigVariablePagePageInfo                       `json:"pageInfo"`
+	Nodes    []*ConfigVariable          `json:"nodes"`
+	PageInfo ConfigVariablePagePageInfo `json:"pageInfo"`
 }
 
 // GetNodes returns ConfigVariablePage.Nodes, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePage) GetNodes() []*ConfigVariablePageNodesInstanceConfigVariable {
-	return v.Nodes
-}
+func (v *ConfigVariablePage) GetNodes() []*ConfigVariable { return v.Nodes }
 
 // GetPageInfo returns ConfigVariablePage.PageInfo, and is useful for accessing the field via an interface.
 func (v *ConfigVariablePage) GetPageInfo() ConfigVariablePagePageInfo { return v.PageInfo }
-
-// ConfigVariablePageNodesInstanceConfigVariable includes the requested fields of the GraphQL type InstanceConfigVariable.
-type ConfigVariablePageNodesInstanceConfigVariable struct {
-	ConfigVariable `json:"-"`
-}
-
-// GetId returns ConfigVariablePageNodesInstanceConfigVariable.Id, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetId() string { return v.ConfigVariable.Id }
-
-// GetValue returns ConfigVariablePageNodesInstanceConfigVariable.Value, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetValue() *string {
-	return v.ConfigVariable.Value
-}
-
-// GetStatus returns ConfigVariablePageNodesInstanceConfigVariable.Status, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetStatus() *InstanceConfigVariableStatus {
-	return v.ConfigVariable.Status
-}
-
-// GetRefreshAt returns ConfigVariablePageNodesInstanceConfigVariable.RefreshAt, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetRefreshAt() *time.Time {
-	return v.ConfigVariable.RefreshAt
-}
-
-// GetLastSuccessfulRefreshAt returns ConfigVariablePageNodesInstanceConfigVariable.LastSuccessfulRefreshAt, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetLastSuccessfulRefreshAt() *time.Time {
-	return v.ConfigVariable.LastSuccessfulRefreshAt
-}
-
-// GetRequiredConfigVariable returns ConfigVariablePageNodesInstanceConfigVariable.RequiredConfigVariable, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetRequiredConfigVariable() ConfigVariableRequiredConfigVariable {
-	return v.ConfigVariable.RequiredConfigVariable
-}
-
-// GetCustomerConfigVariable returns ConfigVariablePageNodesInstanceConfigVariable.CustomerConfigVariable, and is useful for accessing the field via an interface.
-func (v *ConfigVariablePageNodesInstanceConfigVariable) GetCustomerConfigVariable() *ConfigVariableCustomerConfigVariable {
-	return v.ConfigVariable.CustomerConfigVariable
-}
-
-func (v *ConfigVariablePageNodesInstanceConfigVariable) UnmarshalJSON(b []byte) error {
-
-	if string(b) == "null" {
-		return nil
-	}
-
-	var firstPass struct {
-		*ConfigVariablePageNodesInstanceConfigVariable
-		graphql.NoUnmarshalJSON
-	}
-	firstPass.ConfigVariablePageNodesInstanceConfigVariable = v
-
-	err := json.Unmarshal(b, &firstPass)
-	if err != nil {
-		return err
-	}
-
-	err = json.Unmarshal(
-		b, &v.ConfigVariable)
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-type __premarshalConfigVariablePageNodesInstanceConfigVariable struct {
-	Id string `json:"id"`
-
-	Value *string `json:"value"`
-
-	Status *InstanceConfigVariableStatus `json:"status"`
-
-	RefreshAt *time.Time `json:"refreshAt"`
-
-	LastSuccessfulRefreshAt *time.Time `json:"lastSuccessfulRefreshAt"`
-
-	RequiredConfigVariable ConfigVariableRequiredConfigVariable `json:"requiredConfigVariable"`
-
-	CustomerConfigVariable *ConfigVariableCustomerConfigVariable `json:"customerConfigVariable"`
-}
-
-func (v *ConfigVariablePageNodesInstanceConfigVariable) MarshalJSON() ([]byte, error) {
-	premarshaled, err := v.__premarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(premarshaled)
-}
-
-func (v *ConfigVariablePageNodesInstanceConfigVariable) __premarshalJSON() (*__premarshalConfigVariablePageNodesInstanceConfigVariable, error) {
-	var retval __premarshalConfigVariablePageNodesInstanceConfigVariable
-
-	retval.Id = v.ConfigVariable.Id
-	retval.Value = v.ConfigVariable.Value
-	retval.Status = v.ConfigVariable.Status
-	retval.RefreshAt = v.ConfigVariable.RefreshAt
-	retval.LastSuccessfulRefreshAt = v.ConfigVariable.LastSuccessfulRefreshAt
-	retval.RequiredConfigVariable = v.ConfigVariable.RequiredConfigVariable
-	retval.CustomerConfigVariable = v.ConfigVariable.CustomerConfigVariable
-	return &retval, nil
-}
 
 // ConfigVariablePagePageInfo includes the requested fields of the GraphQL type PageInfo.
 type ConfigVariablePagePageInfo struct {
@@ -263,165 +160,28 @@ func (v *CustomerConfigVariableInstancesResponse) GetCustomerConfigVariable() *C
 
 // GetInstanceConfigPageInstance includes the requested fields of the GraphQL type Instance.
 type GetInstanceConfigPageInstance struct {
-	InstanceHead    `json:"-"`
-	ConfigVariables GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection `json:"configVariables"`
-}
-
-// GetConfigVariables returns GetInstanceConfigPageInstance.ConfigVariables, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetConfigVariables() GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection {
-	return v.ConfigVariables
+	Id              string             `json:"id"`
+	DeployedVersion int                `json:"deployedVersion"`
+	NeedsDeploy     bool               `json:"needsDeploy"`
+	UpdatedAt       time.Time          `json:"updatedAt"`
+	ConfigVariables ConfigVariablePage `json:"configVariables"`
 }
 
 // GetId returns GetInstanceConfigPageInstance.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetId() string { return v.InstanceHead.Id }
-
-// GetName returns GetInstanceConfigPageInstance.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetName() string { return v.InstanceHead.Name }
-
-// GetEnabled returns GetInstanceConfigPageInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetEnabled() bool { return v.InstanceHead.Enabled }
+func (v *GetInstanceConfigPageInstance) GetId() string { return v.Id }
 
 // GetDeployedVersion returns GetInstanceConfigPageInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetDeployedVersion() int {
-	return v.InstanceHead.DeployedVersion
-}
+func (v *GetInstanceConfigPageInstance) GetDeployedVersion() int { return v.DeployedVersion }
 
 // GetNeedsDeploy returns GetInstanceConfigPageInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetNeedsDeploy() bool { return v.InstanceHead.NeedsDeploy }
-
-// GetLastDeployedAt returns GetInstanceConfigPageInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetLastDeployedAt() *time.Time {
-	return v.InstanceHead.LastDeployedAt
-}
+func (v *GetInstanceConfigPageInstance) GetNeedsDeploy() bool { return v.NeedsDeploy }
 
 // GetUpdatedAt returns GetInstanceConfigPageInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstance) GetUpdatedAt() time.Time { return v.InstanceHead.UpdatedAt }
+func (v *GetInstanceConfigPageInstance) GetUpdatedAt() time.Time { return v.UpdatedAt }
 
-func (v *GetInstanceConfigPageInstance) UnmarshalJSON(b []byte) error {
-
-	if string(b) == "null" {
-		return nil
-	}
-
-	var firstPass struct {
-		*GetInstanceConfigPageInstance
-		graphql.NoUnmarshalJSON
-	}
-	firstPass.GetInstanceConfigPageInstance = v
-
-	err := json.Unmarshal(b, &firstPass)
-	if err != nil {
-		return err
-	}
-
-	err = json.Unmarshal(
-		b, &v.InstanceHead)
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-type __premarshalGetInstanceConfigPageInstance struct {
-	ConfigVariables GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection `json:"configVariables"`
-
-	Id string `json:"id"`
-
-	Name string `json:"name"`
-
-	Enabled bool `json:"enabled"`
-
-	DeployedVersion int `json:"deployedVersion"`
-
-	NeedsDeploy bool `json:"needsDeploy"`
-
-	LastDeployedAt *time.Time `json:"lastDeployedAt"`
-
-	UpdatedAt time.Time `json:"updatedAt"`
-}
-
-func (v *GetInstanceConfigPageInstance) MarshalJSON() ([]byte, error) {
-	premarshaled, err := v.__premarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(premarshaled)
-}
-
-func (v *GetInstanceConfigPageInstance) __premarshalJSON() (*__premarshalGetInstanceConfigPageInstance, error) {
-	var retval __premarshalGetInstanceConfigPageInstance
-
-	retval.ConfigVariables = v.ConfigVariables
-	retval.Id = v.InstanceHead.Id
-	retval.Name = v.InstanceHead.Name
-	retval.Enabled = v.InstanceHead.Enabled
-	retval.DeployedVersion = v.InstanceHead.DeployedVersion
-	retval.NeedsDeploy = v.InstanceHead.NeedsDeploy
-	retval.LastDeployedAt = v.InstanceHead.LastDeployedAt
-	retval.UpdatedAt = v.InstanceHead.UpdatedAt
-	return &retval, nil
-}
-
-// GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection includes the requested fields of the GraphQL type InstanceConfigVariableConnection.
-type GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection struct {
-	ConfigVariablePage `json:"-"`
-}
-
-// GetNodes returns GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection) GetNodes() []*ConfigVariablePageNodesInstanceConfigVariable {
-	return v.ConfigVariablePage.Nodes
-}
-
-// GetPageInfo returns GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection.PageInfo, and is useful for accessing the field via an interface.
-func (v *GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection) GetPageInfo() ConfigVariablePagePageInfo {
-	return v.ConfigVariablePage.PageInfo
-}
-
-func (v *GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection) UnmarshalJSON(b []byte) error {
-
-	if string(b) == "null" {
-		return nil
-	}
-
-	var firstPass struct {
-		*GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection
-		graphql.NoUnmarshalJSON
-	}
-	firstPass.GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection = v
-
-	err := json.Unmarshal(b, &firstPass)
-	if err != nil {
-		return err
-	}
-
-	err = json.Unmarshal(
-		b, &v.ConfigVariablePage)
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-type __premarshalGetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection struct {
-	Nodes []*ConfigVariablePageNodesInstanceConfigVariable `json:"nodes"`
-
-	PageInfo ConfigVariablePagePageInfo `json:"pageInfo"`
-}
-
-func (v *GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection) MarshalJSON() ([]byte, error) {
-	premarshaled, err := v.__premarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(premarshaled)
-}
-
-func (v *GetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection) __premarshalJSON() (*__premarshalGetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection, error) {
-	var retval __premarshalGetInstanceConfigPageInstanceConfigVariablesInstanceConfigVariableConnection
-
-	retval.Nodes = v.ConfigVariablePage.Nodes
-	retval.PageInfo = v.ConfigVariablePage.PageInfo
-	return &retval, nil
+// GetConfigVariables returns GetInstanceConfigPageInstance.ConfigVariables, and is useful for accessing the field via an interface.
+func (v *GetInstanceConfigPageInstance) GetConfigVariables() ConfigVariablePage {
+	return v.ConfigVariables
 }
 
 // GetInstanceConfigPageResponse is returned by GetInstanceConfigPage on success.
@@ -436,11 +196,38 @@ func (v *GetInstanceConfigPageResponse) GetInstance() *GetInstanceConfigPageInst
 
 // GetInstanceInstance includes the requested fields of the GraphQL type Instance.
 type GetInstanceInstance struct {
-	InstanceHead    `json:"-"`
-	Customer        GetInstanceInstanceCustomer                                        `json:"customer"`
-	Integration     GetInstanceInstanceIntegration                                     `json:"integration"`
-	ConfigVariables GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection `json:"configVariables"`
+	Id              string                         `json:"id"`
+	Name            string                         `json:"name"`
+	Enabled         bool                           `json:"enabled"`
+	DeployedVersion int                            `json:"deployedVersion"`
+	NeedsDeploy     bool                           `json:"needsDeploy"`
+	LastDeployedAt  *time.Time                     `json:"lastDeployedAt"`
+	UpdatedAt       time.Time                      `json:"updatedAt"`
+	Customer        GetInstanceInstanceCustomer    `json:"customer"`
+	Integration     GetInstanceInstanceIntegration `json:"integration"`
+	ConfigVariables ConfigVariablePage             `json:"configVariables"`
 }
+
+// GetId returns GetInstanceInstance.Id, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetId() string { return v.Id }
+
+// GetName returns GetInstanceInstance.Name, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetName() string { return v.Name }
+
+// GetEnabled returns GetInstanceInstance.Enabled, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetEnabled() bool { return v.Enabled }
+
+// GetDeployedVersion returns GetInstanceInstance.DeployedVersion, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetDeployedVersion() int { return v.DeployedVersion }
+
+// GetNeedsDeploy returns GetInstanceInstance.NeedsDeploy, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetNeedsDeploy() bool { return v.NeedsDeploy }
+
+// GetLastDeployedAt returns GetInstanceInstance.LastDeployedAt, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
+
+// GetUpdatedAt returns GetInstanceInstance.UpdatedAt, and is useful for accessing the field via an interface.
+func (v *GetInstanceInstance) GetUpdatedAt() time.Time { return v.UpdatedAt }
 
 // GetCustomer returns GetInstanceInstance.Customer, and is useful for accessing the field via an interface.
 func (v *GetInstanceInstance) GetCustomer() GetInstanceInstanceCustomer { return v.Customer }
@@ -449,163 +236,7 @@ func (v *GetInstanceInstance) GetCustomer() GetInstanceInstanceCustomer { return
 func (v *GetInstanceInstance) GetIntegration() GetInstanceInstanceIntegration { return v.Integration }
 
 // GetConfigVariables returns GetInstanceInstance.ConfigVariables, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetConfigVariables() GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection {
-	return v.ConfigVariables
-}
-
-// GetId returns GetInstanceInstance.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetId() string { return v.InstanceHead.Id }
-
-// GetName returns GetInstanceInstance.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetName() string { return v.InstanceHead.Name }
-
-// GetEnabled returns GetInstanceInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetEnabled() bool { return v.InstanceHead.Enabled }
-
-// GetDeployedVersion returns GetInstanceInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetDeployedVersion() int { return v.InstanceHead.DeployedVersion }
-
-// GetNeedsDeploy returns GetInstanceInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetNeedsDeploy() bool { return v.InstanceHead.NeedsDeploy }
-
-// GetLastDeployedAt returns GetInstanceInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetLastDeployedAt() *time.Time { return v.InstanceHead.LastDeployedAt }
-
-// GetUpdatedAt returns GetInstanceInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetUpdatedAt() time.Time { return v.InstanceHead.UpdatedAt }
-
-func (v *GetInstanceInstance) UnmarshalJSON(b []byte) error {
-
-	if string(b) == "null" {
-		return nil
-	}
-
-	var firstPass struct {
-		*GetInstanceInstance
-		graphql.NoUnmarshalJSON
-	}
-	firstPass.GetInstanceInstance = v
-
-	err := json.Unmarshal(b, &firstPass)
-	if err != nil {
-		return err
-	}
-
-	err = json.Unmarshal(
-		b, &v.InstanceHead)
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-type __premarshalGetInstanceInstance struct {
-	Customer GetInstanceInstanceCustomer `json:"customer"`
-
-	Integration GetInstanceInstanceIntegration `json:"integration"`
-
-	ConfigVariables GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection `json:"configVariables"`
-
-	Id string `json:"id"`
-
-	Name string `json:"name"`
-
-	Enabled bool `json:"enabled"`
-
-	DeployedVersion int `json:"deployedVersion"`
-
-	NeedsDeploy bool `json:"needsDeploy"`
-
-	LastDeployedAt *time.Time `json:"lastDeployedAt"`
-
-	UpdatedAt time.Time `json:"updatedAt"`
-}
-
-func (v *GetInstanceInstance) MarshalJSON() ([]byte, error) {
-	premarshaled, err := v.__premarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(premarshaled)
-}
-
-func (v *GetInstanceInstance) __premarshalJSON() (*__premarshalGetInstanceInstance, error) {
-	var retval __premarshalGetInstanceInstance
-
-	retval.Customer = v.Customer
-	retval.Integration = v.Integration
-	retval.ConfigVariables = v.ConfigVariables
-	retval.Id = v.InstanceHead.Id
-	retval.Name = v.InstanceHead.Name
-	retval.Enabled = v.InstanceHead.Enabled
-	retval.DeployedVersion = v.InstanceHead.DeployedVersion
-	retval.NeedsDeploy = v.InstanceHead.NeedsDeploy
-	retval.LastDeployedAt = v.InstanceHead.LastDeployedAt
-	retval.UpdatedAt = v.InstanceHead.UpdatedAt
-	return &retval, nil
-}
-
-// GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection includes the requested fields of the GraphQL type InstanceConfigVariableConnection.
-type GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection struct {
-	ConfigVariablePage `json:"-"`
-}
-
-// GetNodes returns GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection) GetNodes() []*ConfigVariablePageNodesInstanceConfigVariable {
-	return v.ConfigVariablePage.Nodes
-}
-
-// GetPageInfo returns GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection.PageInfo, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection) GetPageInfo() ConfigVariablePagePageInfo {
-	return v.ConfigVariablePage.PageInfo
-}
-
-func (v *GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection) UnmarshalJSON(b []byte) error {
-
-	if string(b) == "null" {
-		return nil
-	}
-
-	var firstPass struct {
-		*GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection
-		graphql.NoUnmarshalJSON
-	}
-	firstPass.GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection = v
-
-	err := json.Unmarshal(b, &firstPass)
-	if err != nil {
-		return err
-	}
-
-	err = json.Unmarshal(
-		b, &v.ConfigVariablePage)
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-type __premarshalGetInstanceInstanceConfigVariablesInstanceConfigVariableConnection struct {
-	Nodes []*ConfigVariablePageNodesInstanceConfigVariable `json:"nodes"`
-
-	PageInfo ConfigVariablePagePageInfo `json:"pageInfo"`
-}
-
-func (v *GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection) MarshalJSON() ([]byte, error) {
-	premarshaled, err := v.__premarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(premarshaled)
-}
-
-func (v *GetInstanceInstanceConfigVariablesInstanceConfigVariableConnection) __premarshalJSON() (*__premarshalGetInstanceInstanceConfigVariablesInstanceConfigVariableConnection, error) {
-	var retval __premarshalGetInstanceInstanceConfigVariablesInstanceConfigVariableConnection
-
-	retval.Nodes = v.ConfigVariablePage.Nodes
-	retval.PageInfo = v.ConfigVariablePage.PageInfo
-	return &retval, nil
-}
+func (v *GetInstanceInstance) GetConfigVariables() ConfigVariablePage { return v.ConfigVariables }
 
 // GetInstanceInstanceCustomer includes the requested fields of the GraphQL type Customer.
 type GetInstanceInstanceCustomer struct {
@@ -662,38 +293,6 @@ var AllInstanceConfigVariableStatus = []InstanceConfigVariableStatus{
 	InstanceConfigVariableStatusFailed,
 	InstanceConfigVariableStatusPending,
 }
-
-// InstanceHead includes the GraphQL fields of Instance requested by the fragment InstanceHead.
-type InstanceHead struct {
-	Id              string     `json:"id"`
-	Name            string     `json:"name"`
-	Enabled         bool       `json:"enabled"`
-	DeployedVersion int        `json:"deployedVersion"`
-	NeedsDeploy     bool       `json:"needsDeploy"`
-	LastDeployedAt  *time.Time `json:"lastDeployedAt"`
-	UpdatedAt       time.Time  `json:"updatedAt"`
-}
-
-// GetId returns InstanceHead.Id, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetId() string { return v.Id }
-
-// GetName returns InstanceHead.Name, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetName() string { return v.Name }
-
-// GetEnabled returns InstanceHead.Enabled, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetEnabled() bool { return v.Enabled }
-
-// GetDeployedVersion returns InstanceHead.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetDeployedVersion() int { return v.DeployedVersion }
-
-// GetNeedsDeploy returns InstanceHead.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetNeedsDeploy() bool { return v.NeedsDeploy }
-
-// GetLastDeployedAt returns InstanceHead.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
-
-// GetUpdatedAt returns InstanceHead.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *InstanceHead) GetUpdatedAt() time.Time { return v.UpdatedAt }
 
 // ListCustomerInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListCustomerInstancesInstancesInstanceConnection struct {
@@ -1068,7 +667,13 @@ func CustomerConfigVariableInstances(
 const GetInstance_Operation = `
 query GetInstance ($id: ID!, $first: Int!) {
 	instance(id: $id) {
-		... InstanceHead
+		id
+		name
+		enabled
+		deployedVersion
+		needsDeploy
+		lastDeployedAt
+		updatedAt
 		customer {
 			id
 			externalId
@@ -1083,15 +688,6 @@ query GetInstance ($id: ID!, $first: Int!) {
 			... ConfigVariablePage
 		}
 	}
-}
-fragment InstanceHead on Instance {
-	id
-	name
-	enabled
-	deployedVersion
-	needsDeploy
-	lastDeployedAt
-	updatedAt
 }
 fragment ConfigVariablePage on InstanceConfigVariableConnection {
 	nodes {
@@ -1121,6 +717,12 @@ fragment ConfigVariable on InstanceConfigVariable {
 // GetInstance fetches one instance with everything the cache stores, and the
 // first page of its config variables. Later pages come from
 // GetInstanceConfigPage; the client pages until hasNextPage is false.
+//
+// The instance's own fields are written out rather than spread from a shared
+// fragment, and the fragment spreads below are flattened: genqlient gives a
+// type that embeds a fragment its own UnmarshalJSON, which decodes the
+// subtree once more per level, and at a thousand fetches a second that
+// repeated decoding was a quarter of the daemon's CPU (docs/benchmarks.md).
 func GetInstance(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -1152,20 +754,14 @@ func GetInstance(
 const GetInstanceConfigPage_Operation = `
 query GetInstanceConfigPage ($id: ID!, $first: Int!, $after: String!) {
 	instance(id: $id) {
-		... InstanceHead
+		id
+		deployedVersion
+		needsDeploy
+		updatedAt
 		configVariables(first: $first, after: $after) {
 			... ConfigVariablePage
 		}
 	}
-}
-fragment InstanceHead on Instance {
-	id
-	name
-	enabled
-	deployedVersion
-	needsDeploy
-	lastDeployedAt
-	updatedAt
 }
 fragment ConfigVariablePage on InstanceConfigVariableConnection {
 	nodes {
