@@ -19,6 +19,7 @@ import (
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/metrics"
+	"github.com/prismcache/prismcache/internal/redisbatch"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/webhook"
@@ -103,6 +104,9 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.rdb.Ping(pingCtx).Err(); err != nil {
 		a.closeRedis()
 		return fmt.Errorf("redis at %s does not answer: %w", redactURL(cfg.RedisURL), err)
+	}
+	if cfg.RedisBatching {
+		redisbatch.Install(a.rdb, redisbatch.Options{})
 	}
 	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
 	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})

@@ -34,6 +34,8 @@ type Config struct {
 	PrismaticTimeout      time.Duration
 	PrismaticRate         float64
 
+	RedisBatching bool
+
 	Workers        int
 	MaxAttempts    int
 	TombstoneTTL   time.Duration
@@ -60,6 +62,7 @@ func Default() Config {
 		Listen:           "127.0.0.1:8080",
 		RedisURL:         "redis://127.0.0.1:6379/0",
 		RedisPrefix:      cache.DefaultPrefix,
+		RedisBatching:    true,
 		MaxBody:          1 << 20,
 		DedupWindow:      time.Hour,
 		PrismaticURL:     graphql.DefaultURL,
@@ -81,6 +84,7 @@ func (c *Config) settings() []setting {
 		{"listen", "PRISMCACHE_LISTEN", "address the HTTP server listens on", stringValue{&c.Listen}, false},
 		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in: redis://, rediss://, redis-cluster://h:p,h:p or redis-sentinel://h:p,h:p/master", stringValue{&c.RedisURL}, true},
 		{"redis-prefix", "PRISMCACHE_REDIS_PREFIX", "prefix of every Redis key", stringValue{&c.RedisPrefix}, false},
+		{"redis-batching", "PRISMCACHE_REDIS_BATCHING", "send the Redis commands of concurrent webhooks and fetches together, as shared pipelines", boolValue{&c.RedisBatching}, false},
 		{"webhook-secret", "PRISMCACHE_WEBHOOK_SECRET", "webhook signing secret; several, comma-separated, during a rotation", listValue{&c.WebhookSecrets}, true},
 		{"insecure-skip-signature", "PRISMCACHE_INSECURE_SKIP_SIGNATURE", "accept unsigned webhooks (never in production)", boolValue{&c.InsecureSkipSignature}, false},
 		{"max-body", "PRISMCACHE_MAX_BODY", "largest webhook body accepted, in bytes", intValue{&c.MaxBody}, false},

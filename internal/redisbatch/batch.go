@@ -1,0 +1,195 @@
+// Package redisbatch sends the single commands that concurrent goroutines
+// issue on one go-redis client as shared pipelines (auto-pipelining).
+//
+// The daemon answers a webhook only once its effect is in Redis, and each
+// fetch ends in a few Redis writes, so under load hundreds of goroutines
+// each wait on one small command at a time. Sent one by one, every command
+// costs a write and a read system call in the daemon and in Redis; batched,
+// a pipeline of fifty costs the same two. Batching here is natural, with no
+// timer: a command goes out at once when a pipeline slot is free, and the
+// commands that arrive while every slot is busy leave together as the next
+// pipeline. A lone caller therefore pays one round trip, as without
+// batching.
+package redisbatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Options.
+const (
+	DefaultInFlight = 2
+	DefaultMaxBatch = 256
+)
+
+// Options tune a Batcher; the zero value means the defaults.
+type Options struct {
+	// InFlight is how many pipelines may be on their way at once;
+	// DefaultInFlight if zero.
+	InFlight int
+	// MaxBatch caps the commands of one pipeline; DefaultMaxBatch if zero.
+	MaxBatch int
+}
+
+// Stats count what a Batcher did.
+type Stats struct {
+	// Pipelines sent, and the commands they carried.
+	Pipelines, Commands int64
+}
+
+// Batcher is a go-redis hook (see Install). It is safe for concurrent use.
+type Batcher struct {
+	inFlight, maxBatch int
+
+	// rdb sends the batches, as ordinary pipelines.
+	rdb redis.UniversalClient
+
+	mu      sync.Mutex
+	running int // pipelines on their way
+	queue   []*call
+
+	pipelines, commands atomic.Int64
+}
+
+// call is one waiting command. Its goroutine waits on wake; when it is woken
+// with a batch it leads that batch: it sends the pipeline for everyone in it.
+type call struct {
+	ctx   context.Context
+	cmd   redis.Cmder
+	wake  chan struct{}
+	batch []*call
+}
+
+var (
+	installMu sync.Mutex
+	installed = map[redis.UniversalClient]*Batcher{}
+)
+
+// Install adds a Batcher to rdb's hooks, once per client: a second Install
+// on the same client returns the first Batcher and changes nothing. Commands
+// that block the connection (the B… list and stream reads, WAIT, pub/sub)
+// are never batched.
+func Install(rdb redis.UniversalClient, opts Options) *Batcher {
+	installMu.Lock()
+	defer installMu.Unlock()
+	if b, ok := installed[rdb]; ok {
+		return b
+	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = DefaultInFlight
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	b := &Batcher{rdb: rdb, inFlight: opts.InFlight, maxBatch: opts.MaxBatch}
+	rdb.AddHook(b)
+	installed[rdb] = b
+	return b
+}
+
+// Stats returns the counts so far.
+func (b *Batcher) Stats() Stats {
+	return Stats{Pipelines: b.pipelines.Load(), Commands: b.commands.Load()}
+}
+
+// DialHook implements redis.Hook.
+func (b *Batcher) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessPipelineHook implements redis.Hook: pipelines, the batches
+// included, pass through unchanged.
+func (b *Batcher) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// ProcessHook implements redis.Hook: it queues a command and waits until a
+// pipeline carrying it has its answer.
+func (b *Batcher) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if unbatchable(cmd.Name()) {
+			return next(ctx, cmd)
+		}
+		return b.do(ctx, cmd)
+	}
+}
+
+func (b *Batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	c := &call{ctx: ctx, cmd: cmd, wake: make(chan struct{}, 1)}
+	b.mu.Lock()
+	if b.running < b.inFlight {
+		b.running++
+		c.batch = b.take(c)
+		b.mu.Unlock()
+		b.lead(c)
+		return cmd.Err()
+	}
+	b.queue = append(b.queue, c)
+	b.mu.Unlock()
+	<-c.wake
+	if c.batch != nil {
+		b.lead(c)
+	}
+	return cmd.Err()
+}
+
+// take returns the next batch: first, then what is queued, up to maxBatch.
+// b.mu is held.
+func (b *Batcher) take(first *call) []*call {
+	n := min(len(b.queue), b.maxBatch-1)
+	batch := make([]*call, 0, n+1)
+	batch = append(batch, first)
+	batch = append(batch, b.queue[:n]...)
+	rest := copy(b.queue, b.queue[n:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	return batch
+}
+
+// lead sends c's batch, wakes the others in it, and then hands the slot to
+// the next queued command, which leads the next batch; with nothing queued
+// the slot is freed.
+func (b *Batcher) lead(c *call) {
+	batch := c.batch
+	c.batch = nil
+	// The pipeline carries other callers' commands too, so one caller's
+	// cancellation must not abort it; the client's read and write timeouts
+	// bound it instead.
+	ctx := context.WithoutCancel(c.ctx)
+	pipe := b.rdb.Pipeline()
+	for _, x := range batch {
+		_ = pipe.Process(ctx, x.cmd) // queues it: each caller reads its own command's answer
+	}
+	_, _ = pipe.Exec(ctx)
+	b.pipelines.Add(1)
+	b.commands.Add(int64(len(batch)))
+	for _, x := range batch[1:] {
+		x.wake <- struct{}{}
+	}
+	b.mu.Lock()
+	if len(b.queue) == 0 {
+		b.running--
+		b.mu.Unlock()
+		return
+	}
+	first := b.queue[0]
+	b.queue = b.queue[1:]
+	first.batch = b.take(first)
+	b.mu.Unlock()
+	first.wake <- struct{}{}
+}
+
+// unbatchable names the commands that hold the connection or change its
+// state: they go out on their own.
+func unbatchable(name string) bool {
+	switch name {
+	case "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+		"xread", "xreadgroup", "wait", "waitaof", "subscribe", "psubscribe", "ssubscribe",
+		"unsubscribe", "punsubscribe", "sunsubscribe", "multi", "exec", "discard", "watch", "unwatch",
+		"select", "client", "hello", "auth", "monitor", "sync", "psync", "reset", "quit":
+		return true
+	}
+	return false
+}
