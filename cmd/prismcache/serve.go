@@ -41,6 +41,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if cfg.DebugListen != "" {
+		_, stop, err := startDebug(cfg.DebugListen, log)
+		if err != nil {
+			return fmt.Errorf("debug-listen: %w", err)
+		}
+		defer stop()
+	}
 	a := &app.App{Config: cfg, Log: log, Version: version}
 	if err := a.Start(ctx); err != nil {
 		return err

@@ -52,6 +52,8 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 
+	DebugListen string
+
 	origins map[string]origin
 	tool    bool // LoadTool: no webhooks are taken
 }
@@ -109,6 +111,7 @@ func (c *Config) settings() []setting {
 		{"prismatic-refresh-token-file", "PRISMATIC_REFRESH_TOKEN_FILE", "read the Prismatic refresh token from this file", stringValue{&c.PrismaticRefreshTokenFile}, false},
 		{"log-level", "PRISMCACHE_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}, false},
 		{"log-format", "PRISMCACHE_LOG_FORMAT", "text, json, or auto (text on a terminal, JSON otherwise)", stringValue{&c.LogFormat}, false},
+		{"debug-listen", "PRISMCACHE_DEBUG_LISTEN", "address of a separate HTTP server with Go's profiles at /debug/pprof/ (empty: off; keep it on localhost)", stringValue{&c.DebugListen}, false},
 	}
 }
 
