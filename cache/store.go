@@ -38,7 +38,11 @@ const (
 type Message struct {
 	ID     string `json:"id"`
 	Change Change `json:"change"`
-	Rev    int64  `json:"rev"`
+	// DeployedVersion is the entry's deployed_version after the write;
+	// absent on a delete.
+	DeployedVersion int `json:"deployed_version,omitempty"`
+	// Rev must stay the last field: the write script appends it.
+	Rev int64 `json:"rev"`
 }
 
 // State is what the daemon knows of one instance before it decides a change:
@@ -278,7 +282,11 @@ func (s *Store) ApplyOnce(ctx context.Context, id string, prev Entry, m Mutation
 }
 
 func (s *Store) apply(ctx context.Context, id string, prev Entry, m Mutation, sum string, window time.Duration) (int64, error) {
-	msg, err := json.Marshal(Message{ID: id, Change: m.Kind})
+	head := Message{ID: id, Change: m.Kind}
+	if !m.Delete {
+		head.DeployedVersion = m.Entry.DeployedVersion
+	}
+	msg, err := json.Marshal(head)
 	if err != nil {
 		return 0, fmt.Errorf("apply %s: %w", id, err)
 	}
@@ -364,6 +372,12 @@ type UpdateOnce struct {
 	// whose index rows come from the document), Update reads the whole entry
 	// and decides again.
 	WithoutDoc bool
+	// Prior, when set, is the entry as read earlier (by Load), for the first
+	// decision: a caller that reads it while it waits on something else
+	// saves the read's round trip afterwards. If the entry changed since,
+	// the write's compare-and-set fails and Update reads it and decides
+	// again, as after any lost race.
+	Prior *State
 }
 
 // maxUpdateAttempts bounds how often Update decides again after losing a
@@ -377,9 +391,14 @@ const maxUpdateAttempts = 16
 // nothing to write.
 func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
 	withDoc := !once.WithoutDoc
+	prior := once.Prior
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		st, seen, err := s.load(ctx, id, once.Sum, withDoc)
-		if err != nil {
+		var st State
+		var seen bool
+		var err error
+		if prior != nil {
+			st, prior = *prior, nil
+		} else if st, seen, err = s.load(ctx, id, once.Sum, withDoc); err != nil {
 			return Updated{}, err
 		}
 		if seen {

@@ -69,7 +69,7 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 			if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 				t.Fatalf("message %q: %v", m.Payload, err)
 			}
-			if got != (cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, Rev: 1}) {
+			if got != (cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, DeployedVersion: 3, Rev: 1}) {
 				t.Fatalf("message = %+v", got)
 			}
 		case <-time.After(5 * time.Second):
@@ -349,6 +349,40 @@ func TestStoreUpdateWithoutDoc(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Update with a Prior state decides on it without reading the entry again;
+// when the entry changed since that read, the write is refused and Update
+// reads the entry and decides once more.
+func TestStoreUpdateFromPriorState(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		markStale := func(revs *[]int64) func(cache.State) *cache.Mutation {
+			return func(st cache.State) *cache.Mutation {
+				*revs = append(*revs, st.Entry.Rev)
+				next := st.Entry
+				next.Stale, next.StaleReason = true, cache.StaleUpdated
+				return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+			}
+		}
+
+		prior := mustLoad(t, s, "inst1")
+		var revs []int64
+		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &prior}, markStale(&revs))
+		if err != nil || up.Rev != 2 || len(revs) != 1 || revs[0] != 1 {
+			t.Fatalf("current prior: rev %d, err %v, decided on revs %v (want once, on rev 1)", up.Rev, err, revs)
+		}
+
+		// prior is now out of date (rev 1; the entry is at rev 2).
+		revs = nil
+		up, err = s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &prior}, markStale(&revs))
+		if err != nil || up.Rev != 3 || len(revs) != 2 || revs[0] != 1 || revs[1] != 2 {
+			t.Fatalf("outdated prior: rev %d, err %v, decided on revs %v (want 1, then 2 after reading again)", up.Rev, err, revs)
 		}
 	})
 }

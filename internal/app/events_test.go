@@ -770,8 +770,8 @@ func watchFeed(t *testing.T, h *harness) *feed {
 	return f
 }
 
-// of returns the messages about id, checking each has exactly id, change
-// and rev.
+// of returns the messages about id, checking each has exactly id, change,
+// deployed_version (except a delete's) and rev.
 func (f *feed) of(t *testing.T, id string) []cache.Message {
 	t.Helper()
 	f.mu.Lock()
@@ -789,8 +789,12 @@ func (f *feed) of(t *testing.T, id string) []cache.Message {
 				}
 			}
 		})
-		if !slices.Equal(keys, []string{"change", "id", "rev"}) {
-			t.Fatalf("change feed message %s has members %v, want change, id, rev", raw, keys)
+		want := []string{"change", "deployed_version", "id", "rev"}
+		if string(fields["change"]) == `"deleted"` {
+			want = []string{"change", "id", "rev"}
+		}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("change feed message %s has members %v, want %v", raw, keys, want)
 		}
 		var m cache.Message
 		if err := json.Unmarshal([]byte(raw), &m); err != nil {
@@ -834,8 +838,9 @@ func TestEventChangeFeed(t *testing.T) {
 				t.Fatalf("step %d: message %+v; want change %s, rev %d", i, m, s.change, lastRev+1)
 			}
 			if s.change != cache.ChangeDeleted {
-				if e := h.entry(t, id); e.Rev != m.Rev {
-					t.Fatalf("step %d: message rev %d, entry rev %d", i, m.Rev, e.Rev)
+				if e := h.entry(t, id); e.Rev != m.Rev || e.DeployedVersion != m.DeployedVersion {
+					t.Fatalf("step %d: message rev %d deployed_version %d, entry rev %d deployed_version %d",
+						i, m.Rev, m.DeployedVersion, e.Rev, e.DeployedVersion)
 				}
 			}
 			lastRev = m.Rev

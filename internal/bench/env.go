@@ -128,8 +128,9 @@ func (e *Env) WaitIdle(ctx context.Context, d *Daemon, limit time.Duration) erro
 	}
 }
 
-// Watcher follows the daemon's change feed (<prefix>events) and reads the
-// deployed version of every refreshed entry.
+// Watcher follows the daemon's change feed (<prefix>events) and tells the
+// deployed version of every refreshed entry: the one the message carries,
+// or, from a daemon whose messages lack it, the one read from the entry.
 type Watcher struct {
 	ps   *redis.PubSub
 	wg   sync.WaitGroup
@@ -160,6 +161,10 @@ func (e *Env) Watch(ctx context.Context, fn func(id string, version int, at time
 			at := time.Now()
 			var msg cache.Message
 			if json.Unmarshal([]byte(m.Payload), &msg) != nil || msg.Change != cache.ChangeRefreshed {
+				continue
+			}
+			if msg.DeployedVersion > 0 {
+				fn(msg.ID, msg.DeployedVersion, at)
 				continue
 			}
 			w.work <- seen{msg.ID, at}
