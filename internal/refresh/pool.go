@@ -183,8 +183,10 @@ func (p *Pool) dispatch() {
 	for {
 		free := p.opts.Workers - p.inFlight()
 		claimed := 0
+		var nextDue time.Time
 		if free > 0 {
-			claims, err := p.ws.Claim(p.runCtx, free, p.token())
+			claims, next, err := p.ws.ClaimNext(p.runCtx, free, p.token())
+			nextDue = next
 			if err != nil {
 				p.log.Warn("claim work", "err", err)
 				p.redisErr(err)
@@ -221,8 +223,8 @@ func (p *Pool) dispatch() {
 			continue
 		}
 		wait := p.opts.PollInterval
-		if at, ok, err := p.ws.NextDue(p.runCtx); err == nil && ok {
-			if d := at.Sub(p.opts.Now()); d < wait {
+		if !nextDue.IsZero() {
+			if d := nextDue.Sub(p.opts.Now()); d < wait {
 				wait = max(d, time.Millisecond)
 			}
 		}
@@ -255,6 +257,18 @@ func (p *Pool) run(c Claim) {
 	}
 
 	started := p.opts.Now()
+	// The entry is read while the API answers, so that writing the answer
+	// takes one round trip instead of two; if the entry changes meanwhile,
+	// the write's compare-and-set sees it and reads again.
+	prior := make(chan *cache.State, 1)
+	go func() {
+		st, err := p.store.Load(ctx, c.ID)
+		if err != nil {
+			prior <- nil // the write reads it itself, and reports the error
+			return
+		}
+		prior <- &st
+	}()
 	// Only a null instance in the answer means it is gone. An error that
 	// merely says "not found" is a failure like any other: deleting on it
 	// would let a misrouted request wipe entries and tombstone them for a
@@ -267,11 +281,12 @@ func (p *Pool) run(c Claim) {
 			err = &graphql.Error{Op: "GetInstance", Kind: graphql.Invalid, Message: err.Error()}
 		}
 	}
+	st := <-prior
 	if err != nil {
 		p.failed(ctx, c, err, started)
 		return
 	}
-	res, werr := p.write(ctx, c.ID, doc, started)
+	res, werr := p.write(ctx, c.ID, doc, started, st)
 	res.Started = started
 	if werr != nil {
 		p.redisErr(werr)
@@ -293,10 +308,11 @@ func (p *Pool) run(c Claim) {
 }
 
 // write applies the fetched document with a compare-and-set, deciding again
-// whenever another write got in first.
-func (p *Pool) write(ctx context.Context, id string, doc *cache.Doc, started time.Time) (Result, error) {
+// whenever another write got in first; prior, when not nil, is the entry as
+// read during the fetch.
+func (p *Pool) write(ctx context.Context, id string, doc *cache.Doc, started time.Time, prior *cache.State) (Result, error) {
 	res := Result{ID: id, OK: true}
-	up, err := p.store.Update(ctx, id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+	up, err := p.store.Update(ctx, id, cache.UpdateOnce{Prior: prior}, func(st cache.State) *cache.Mutation {
 		m, skip := DecideWrite(st, doc, started, p.opts.Now())
 		res.Skip = skip
 		return m

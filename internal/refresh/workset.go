@@ -167,7 +167,8 @@ func (w *WorkSet) Now(ctx context.Context) (time.Time, error) {
 
 // claimScript: KEYS due, leases, owners, dirty, attempts, asked. ARGV now ms, lease
 // ms, max, token. First returns expired leases to due, then claims up to max
-// due ids. Returns Redis's clock (ms), then id, attempts, due-score triples.
+// due ids. Returns Redis's clock (ms), the due time (ms) of the earliest id
+// left queued or "" when none is, then id, attempts, due-score triples.
 var claimScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
@@ -180,7 +181,7 @@ for _, id in ipairs(expired) do
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local t = redis.call('TIME')
-local out = {tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))}
+local out = {tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)), ''}
 for _, id in ipairs(ids) do
   local since = redis.call('HGET', KEYS[6], id) or redis.call('ZSCORE', KEYS[1], id)
   redis.call('HDEL', KEYS[6], id)
@@ -191,30 +192,44 @@ for _, id in ipairs(ids) do
   out[#out + 1] = redis.call('HGET', KEYS[5], id) or '0'
   out[#out + 1] = since
 end
+local nd = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+out[2] = nd[2] or ''
 return out
 `)
 
 // Claim takes up to max due ids, each leased to token. Leases that expired
 // (their worker died) are returned to the due set first.
 func (w *WorkSet) Claim(ctx context.Context, max int, token string) ([]Claim, error) {
+	claims, _, err := w.ClaimNext(ctx, max, token)
+	return claims, err
+}
+
+// ClaimNext is Claim that also tells, in the same round trip, when the
+// earliest id left queued is due (zero when none is), so that a dispatcher
+// knows how long it may wait without asking again.
+func (w *WorkSet) ClaimNext(ctx context.Context, max int, token string) (claims []Claim, nextDue time.Time, err error) {
 	if max <= 0 {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	res, err := claimScript.Run(ctx, w.rdb, w.workKeys(), ms(w.now()), w.lease.Milliseconds(), max, token).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("work set claim: %w", err)
+		return nil, time.Time{}, fmt.Errorf("work set claim: %w", err)
 	}
-	if len(res) == 0 {
-		return nil, fmt.Errorf("work set claim: empty reply")
+	if len(res) < 2 {
+		return nil, time.Time{}, fmt.Errorf("work set claim: reply of %d elements", len(res))
 	}
 	at, _ := strconv.ParseInt(res[0], 10, 64)
-	claims := make([]Claim, 0, len(res)/3)
-	for i := 1; i+2 < len(res); i += 3 {
+	if res[1] != "" {
+		nd, _ := strconv.ParseFloat(res[1], 64)
+		nextDue = time.UnixMilli(int64(nd))
+	}
+	claims = make([]Claim, 0, (len(res)-2)/3)
+	for i := 2; i+2 < len(res); i += 3 {
 		n, _ := strconv.Atoi(res[i+1])
 		since, _ := strconv.ParseFloat(res[i+2], 64)
 		claims = append(claims, Claim{ID: res[i], Token: token, Attempts: n, Since: time.UnixMilli(int64(since)), ClaimedAt: time.UnixMilli(at)})
 	}
-	return claims, nil
+	return claims, nextDue, nil
 }
 
 // finishScript: KEYS due, leases, owners, dirty, attempts. ARGV id, token,
