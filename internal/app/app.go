@@ -160,6 +160,7 @@ func (a *App) Start(ctx context.Context) error {
 		MaxBody:         int64(cfg.MaxBody),
 		DedupWindow:     cfg.DedupWindow,
 		TimestampWindow: cfg.TimestampWindow,
+		Wake:            a.pool.Wake,
 		Observe: func(d server.Delivery) {
 			a.metrics.Delivery(d)
 			if a.OnDelivery != nil {

@@ -43,6 +43,10 @@ type Intake struct {
 	// TimestampWindow, when positive, refuses bodies whose timestamp is
 	// further than this from now, in either direction.
 	TimestampWindow time.Duration
+	// Wake, when set, is called after a delivery queued work, so that this
+	// process's workers claim it at once rather than when the work set's
+	// wake-up message comes back from Redis (other replicas get that).
+	Wake func()
 	// Observe, when set, is told the outcome of every delivery.
 	Observe func(Delivery)
 	// Now is the clock; time.Now if nil.
@@ -152,6 +156,9 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
+	if res.queued && in.Wake != nil {
+		in.Wake()
+	}
 	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", res.detail
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
@@ -165,6 +172,8 @@ type result struct {
 	dup bool
 	// detail says why nothing was written, or what was, for the log.
 	detail string
+	// queued: work was added to the work set.
+	queued bool
 }
 
 func (in *Intake) window() time.Duration {
@@ -183,7 +192,7 @@ func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan
 	switch plan.Target {
 	case webhook.TargetConnection:
 		dup, err := in.Work.AddOnce(ctx, digest, in.window(), refresh.ConnectionJob(plan.ConnectionID))
-		return result{dup: dup}, err
+		return result{dup: dup, queued: !dup}, err
 	case webhook.TargetInstance:
 		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, digest)
 	case webhook.TargetCustomer:
@@ -211,7 +220,7 @@ func (in *Intake) applyCustomer(ctx context.Context, plan webhook.Plan, digest s
 		return result{detail: "no customer external id in the payload"}, nil
 	}
 	dup, err := in.Work.AddOnce(ctx, digest, in.window(), job)
-	return result{dup: dup}, err
+	return result{dup: dup, queued: !dup}, err
 }
 
 // applyInstance decides and writes one instance's effect, once per body.
@@ -221,7 +230,7 @@ func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts t
 		// deleted instance's fetch writes nothing): one script, one round
 		// trip.
 		dup, err := in.Work.AddOnce(ctx, digest, in.window(), id)
-		return result{dup: dup}, err
+		return result{dup: dup, queued: !dup}, err
 	}
 	if action != webhook.ActionDelete {
 		// A fetch of this instance in flight may have read Prismatic before

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -567,13 +568,19 @@ func TestIntakeDuplicates(t *testing.T) {
 		ctx := context.Background()
 		r := newRig(t, b)
 		seedEntry(t, r.store)
+		var wakes atomic.Int32
+		r.in.Wake = func() { wakes.Add(1) }
 
-		// instance.deployed queues one fetch; once it ran, a second delivery
-		// of the same body queues nothing.
+		// instance.deployed queues one fetch, and wakes this process's
+		// workers; once it ran, a second delivery of the same body queues
+		// nothing and wakes no one.
 		deployed := mustPayload(t, "instance.deployed.json")
 		a := serve(t, r.in, request{event: webhook.InstanceDeployed, body: deployed})
 		if a.status != http.StatusOK || a.str("status") != "accepted" || a.str("action") != string(webhook.ActionRefetch) {
 			t.Fatalf("first delivery: %d %s", a.status, a.raw)
+		}
+		if n := wakes.Load(); n != 1 {
+			t.Fatalf("the deploy woke the workers %d times, want 1", n)
 		}
 		if got := claimAll(t, r.work); len(got) != 1 || got[0] != exampleInstanceID {
 			t.Fatalf("the deploy queued %v, want the instance once", got)
@@ -588,6 +595,9 @@ func TestIntakeDuplicates(t *testing.T) {
 		}
 		if st, err := r.work.Stats(ctx); err != nil || st.Queued != 0 || st.Leased != 0 {
 			t.Fatalf("work set after the duplicate: %+v, %v; want nothing queued", st, err)
+		}
+		if n := wakes.Load(); n != 1 {
+			t.Fatalf("after the duplicate the workers were woken %d times, want still 1", n)
 		}
 		mustUnchanged(t, "a duplicate instance.deployed", before, r.snapshot(t))
 
