@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Quick, "quick", o.Quick, "short phases and small sizes, a smoke test (env BENCH_QUICK=1)")
 	fs.StringVar(&only, "only", "", "comma-separated scenarios to run: "+strings.Join(bench.Scenarios, ","))
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory with the child processes' logs")
+	cpuProfile := fs.String("cpuprofile", "", "write the harness's own CPU profile (load generator, simulator) to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: prismbench [flags]\n\nRuns the load harness of make bench; JSON lines and a table on stdout, progress on stderr.\n\nExample:\n  BENCH_QUICK=1 prismbench -daemon bin/prismcache -only intake\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -55,6 +57,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if only != "" {
 		o.Only = strings.Split(only, ",")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return bench.Run(ctx, o)
 }
