@@ -378,6 +378,11 @@ type UpdateOnce struct {
 	// the write's compare-and-set fails and Update reads it and decides
 	// again, as after any lost race.
 	Prior *State
+	// Alongside, when set, runs while the entry is first read; the write
+	// waits for it, and when it fails nothing is written and Update returns
+	// its error. The intake uses it for work that must be in Redis before
+	// a webhook's effect, without a round trip of its own.
+	Alongside func() error
 }
 
 // maxUpdateAttempts bounds how often Update decides again after losing a
@@ -392,6 +397,28 @@ const maxUpdateAttempts = 16
 func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
 	withDoc := !once.WithoutDoc
 	prior := once.Prior
+	var alongside chan error
+	if once.Alongside != nil {
+		alongside = make(chan error, 1)
+		go func() { alongside <- once.Alongside() }()
+	}
+	// waitAlongside is called before any return or write.
+	waitAlongside := func() error {
+		if alongside == nil {
+			return nil
+		}
+		err := <-alongside
+		alongside = nil
+		return err
+	}
+	up, err := s.update(ctx, id, once, withDoc, prior, waitAlongside, decide)
+	if aerr := waitAlongside(); aerr != nil && err == nil {
+		return Updated{}, aerr
+	}
+	return up, err
+}
+
+func (s *Store) update(ctx context.Context, id string, once UpdateOnce, withDoc bool, prior *State, before func() error, decide func(State) *Mutation) (Updated, error) {
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		var st State
 		var seen bool
@@ -413,6 +440,9 @@ func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide f
 			withDoc = true
 			attempt--
 			continue
+		}
+		if err := before(); err != nil {
+			return Updated{}, err
 		}
 		rev, err := s.apply(ctx, id, st.Entry, *m, once.Sum, once.Window)
 		switch {

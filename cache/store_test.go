@@ -386,3 +386,32 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 		}
 	})
 }
+
+// Alongside runs while the entry is read; when it fails, Update writes
+// nothing and returns its error, and when it succeeds the write is made.
+func TestStoreUpdateAlongside(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
+		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mark := func(st cache.State) *cache.Mutation {
+			next := st.Entry
+			next.Stale, next.StaleReason = true, cache.StaleUpdated
+			return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+		}
+		boom := errors.New("work set unavailable")
+		_, err := s.Update(ctx, "inst1", cache.UpdateOnce{Sum: "abc", Window: time.Minute, Alongside: func() error { return boom }}, mark)
+		if !errors.Is(err, boom) {
+			t.Fatalf("failing Alongside: err %v, want %v", err, boom)
+		}
+		if st := mustLoad(t, s, "inst1"); st.Entry.Rev != 1 || st.Entry.Stale {
+			t.Fatalf("after a failing Alongside the entry was written: rev %d stale %v", st.Entry.Rev, st.Entry.Stale)
+		}
+		ran := false
+		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{Sum: "abc", Window: time.Minute, Alongside: func() error { ran = true; return nil }}, mark)
+		if err != nil || !ran || up.Rev != 2 || up.Duplicate {
+			t.Fatalf("retry: %+v, err %v, Alongside ran %v; want written at rev 2", up, err, ran)
+		}
+	})
+}

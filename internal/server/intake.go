@@ -232,19 +232,18 @@ func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts t
 		dup, err := in.Work.AddOnce(ctx, digest, in.window(), id)
 		return result{dup: dup, queued: !dup}, err
 	}
-	if action != webhook.ActionDelete {
-		// A fetch of this instance in flight may have read Prismatic before
-		// this event's change: have it run once more. This comes first, so
-		// that a delivery that fails after it is retried in full; it is
-		// harmless to repeat.
-		if err := in.Work.AddIfRunning(ctx, id); err != nil {
-			return result{}, err
-		}
-	}
 	var skip string
 	// A stale mark changes only the entry's flags: it is decided without
 	// reading the document.
 	once := cache.UpdateOnce{Sum: digest, Window: in.window(), WithoutDoc: action == webhook.ActionStale}
+	if action != webhook.ActionDelete {
+		// A fetch of this instance in flight may have read Prismatic before
+		// this event's change: have it run once more. It is done while the
+		// entry is read, and before the effect and its dedup mark are
+		// written, so that a delivery that fails after it is retried in
+		// full; it is harmless to repeat.
+		once.Alongside = func() error { return in.Work.AddIfRunning(ctx, id) }
+	}
 	up, err := in.Store.Update(ctx, id, once, func(st cache.State) *cache.Mutation {
 		eff := webhook.Decide(action, ts, st)
 		skip = eff.Skip
