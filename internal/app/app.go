@@ -106,7 +106,8 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("redis at %s does not answer: %w", redactURL(cfg.RedisURL), err)
 	}
 	if cfg.RedisBatching {
-		redisbatch.Install(a.rdb, redisbatch.Options{})
+		b := redisbatch.Install(a.rdb, redisbatch.Options{})
+		registerBatchMetrics(a.Registry, b)
 	}
 	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
 	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})
@@ -291,5 +292,28 @@ func (a *App) closeRedis() {
 	if a.ownRedis && a.rdb != nil {
 		_ = a.rdb.Close()
 		a.rdb = nil
+	}
+}
+
+// registerBatchMetrics exports what the Redis batcher did. A client shared
+// by several Apps (tests) has one batcher; it is registered once per
+// registry.
+func registerBatchMetrics(reg prometheus.Registerer, b *redisbatch.Batcher) {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "prismcache_redis_pipelines_total",
+			Help: "Pipelines the daemon sent to Redis batching single commands (--redis-batching).",
+		}, func() float64 { return float64(b.Stats().Pipelines) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "prismcache_redis_batched_commands_total",
+			Help: "Commands those pipelines carried; divided by prismcache_redis_pipelines_total, the mean batch.",
+		}, func() float64 { return float64(b.Stats().Commands) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				panic(err)
+			}
+		}
 	}
 }

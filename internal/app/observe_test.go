@@ -138,6 +138,7 @@ func TestMetricsExistAndMove(t *testing.T) {
 		"prismcache_reconcile_runs_total", "prismcache_reconcile_duration_seconds", "prismcache_reconcile_instances_total",
 		"prismcache_entries", "prismcache_oldest_entry_age_seconds", "prismcache_redis_errors_total", "prismcache_build_info",
 		"prismcache_work_queued", "prismcache_work_due", "prismcache_work_in_flight", "prismcache_work_oldest_due_age_seconds",
+		"prismcache_redis_pipelines_total", "prismcache_redis_batched_commands_total",
 	} {
 		if _, ok := before[name]; !ok {
 			t.Errorf("metric family %s is missing", name)
@@ -156,6 +157,7 @@ func TestMetricsExistAndMove(t *testing.T) {
 		{"prismcache_webhooks_total", "event", "instance.deployed"},
 		{"prismcache_fetches_total", "outcome", "refreshed"},
 		{"prismcache_graphql_requests_total", "operation", "GetInstance"},
+		{"prismcache_redis_batched_commands_total", "", ""},
 	} {
 		// The counters move once the work is done, just after its effect
 		// shows in Redis: wait for them, they must move.
@@ -207,7 +209,7 @@ func sum(f *dto.MetricFamily, label, value string) float64 {
 	}
 	total := 0.0
 	for _, m := range f.GetMetric() {
-		match := false
+		match := label == "" // no label: every series
 		for _, l := range m.GetLabel() {
 			if l.GetName() == label && l.GetValue() == value {
 				match = true
