@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -86,6 +87,10 @@ func Run(ctx context.Context, o Options) error {
 			break
 		}
 		e.Logf("== %s", name)
+		// Builds and the previous scenario leave dirty pages that the kernel
+		// writes back in the background, on these same two cores: write them
+		// now, before anything is measured.
+		syscall.Sync()
 		start := time.Now()
 		noise := StartNoise()
 		rep, err := run[name](ctx)
