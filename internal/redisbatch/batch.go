@@ -10,10 +10,23 @@
 // commands that arrive while every slot is busy leave together as the next
 // pipeline. A lone caller therefore pays one round trip, as without
 // batching.
+//
+// Two things differ from sending commands one by one. go-redis retries a
+// pipeline after a network error as a whole, so a command can run twice —
+// as a single command whose answer was lost can, and here also one whose
+// answer was read before the error. The daemon's writes are built for that:
+// a second write or finish fails its compare-and-set or finds its dedup mark
+// and reports its work done, and ids claimed by a lost claim return to the
+// queue when their lease ends. And go-redis retries a pipeline on a
+// retryable Redis error (LOADING, READONLY during a failover) only when its
+// first command got it; a later command gets the error, which the daemon
+// treats like any failed Redis call (a 503 to the webhook, a retry for a
+// worker).
 package redisbatch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -117,6 +130,10 @@ func (b *Batcher) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (b *Batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	if err := ctx.Err(); err != nil {
+		cmd.SetErr(err)
+		return err
+	}
 	c := &call{ctx: ctx, cmd: cmd, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	if b.running < b.inFlight {
@@ -136,49 +153,86 @@ func (b *Batcher) do(ctx context.Context, cmd redis.Cmder) error {
 }
 
 // take returns the next batch: first, then what is queued, up to maxBatch.
-// b.mu is held.
+// A queued command whose caller's context ended is not sent: it gets that
+// error and its caller is woken. b.mu is held.
 func (b *Batcher) take(first *call) []*call {
-	n := min(len(b.queue), b.maxBatch-1)
-	batch := make([]*call, 0, n+1)
-	batch = append(batch, first)
-	batch = append(batch, b.queue[:n]...)
-	rest := copy(b.queue, b.queue[n:])
+	batch := make([]*call, 1, min(len(b.queue)+1, b.maxBatch))
+	batch[0] = first
+	i := 0
+	for ; i < len(b.queue) && len(batch) < b.maxBatch; i++ {
+		x := b.queue[i]
+		if err := x.ctx.Err(); err != nil {
+			x.cmd.SetErr(err)
+			x.wake <- struct{}{}
+			continue
+		}
+		batch = append(batch, x)
+	}
+	rest := copy(b.queue, b.queue[i:])
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
 	return batch
 }
 
-// lead sends c's batch, wakes the others in it, and then hands the slot to
-// the next queued command, which leads the next batch; with nothing queued
-// the slot is freed.
+// errNotSent is the error of the commands of a batch whose sending panicked.
+var errNotSent = errors.New("redisbatch: the pipeline carrying this command failed before it was sent")
+
+// lead sends c's batch, wakes the others in it, and then hands the slot on
+// (see handoff) — also when sending panics, so that no caller is left
+// waiting.
 func (b *Batcher) lead(c *call) {
 	batch := c.batch
 	c.batch = nil
+	sent := false
+	defer func() {
+		if !sent {
+			for _, x := range batch {
+				x.cmd.SetErr(errNotSent)
+			}
+		}
+		for _, x := range batch[1:] {
+			x.wake <- struct{}{}
+		}
+		b.handoff()
+	}()
 	// The pipeline carries other callers' commands too, so one caller's
-	// cancellation must not abort it; the client's read and write timeouts
-	// bound it instead.
+	// cancellation must not abort it: the client's read and write timeouts
+	// bound it (with them disabled, a command can outlast its caller's
+	// deadline; commands whose caller gave up before they were sent are
+	// dropped, see take).
 	ctx := context.WithoutCancel(c.ctx)
 	pipe := b.rdb.Pipeline()
 	for _, x := range batch {
 		_ = pipe.Process(ctx, x.cmd) // queues it: each caller reads its own command's answer
 	}
 	_, _ = pipe.Exec(ctx)
+	sent = true
 	b.pipelines.Add(1)
 	b.commands.Add(int64(len(batch)))
-	for _, x := range batch[1:] {
-		x.wake <- struct{}{}
-	}
+}
+
+// handoff gives the slot of a finished pipeline to the first queued command
+// whose caller still waits, which leads the next batch; with none, the slot
+// is freed.
+func (b *Batcher) handoff() {
 	b.mu.Lock()
-	if len(b.queue) == 0 {
-		b.running--
+	for len(b.queue) > 0 {
+		first := b.queue[0]
+		n := copy(b.queue, b.queue[1:])
+		b.queue[n] = nil
+		b.queue = b.queue[:n]
+		if err := first.ctx.Err(); err != nil {
+			first.cmd.SetErr(err)
+			first.wake <- struct{}{}
+			continue
+		}
+		first.batch = b.take(first)
 		b.mu.Unlock()
+		first.wake <- struct{}{}
 		return
 	}
-	first := b.queue[0]
-	b.queue = b.queue[1:]
-	first.batch = b.take(first)
+	b.running--
 	b.mu.Unlock()
-	first.wake <- struct{}{}
 }
 
 // unbatchable names the commands that hold the connection or change its

@@ -95,3 +95,20 @@ func TestLoneCallerGoesOutAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// A command whose caller's context has ended is not sent, as with the
+// client alone: it returns the context's error and writes nothing.
+func TestCancelledCallerSendsNothing(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, be redistest.Backend) {
+		redisbatch.Install(be.Client, redisbatch.Options{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		key := be.Prefix + "cancelled"
+		if err := be.Client.Set(ctx, key, "v", 0).Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("SET with a cancelled context: %v, want context.Canceled", err)
+		}
+		if n, err := be.Client.Exists(context.Background(), key).Result(); err != nil || n != 0 {
+			t.Fatalf("the cancelled SET was written (exists %d, %v)", n, err)
+		}
+	})
+}
