@@ -11,7 +11,8 @@ import (
 
 // startDebug serves Go's profiles (/debug/pprof/…) on addr, a listener of
 // its own so that they are never reachable through the webhook and admin
-// port. It returns the address it listens on and a function that stops it.
+// port. The command line (/debug/pprof/cmdline) is left out: secrets may be
+// passed as flags. It returns the address it listens on and a function that stops it.
 func startDebug(addr string, log *slog.Logger) (bound string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -19,7 +20,6 @@ func startDebug(addr string, log *slog.Logger) (bound string, stop func(), err e
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -23,6 +23,15 @@ func TestDebugListenServesProfiles(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine") {
 		t.Fatalf("GET /debug/pprof/: %d %.200s", resp.StatusCode, body)
 	}
+	// The command line may hold secrets given as flags: not served.
+	resp, err = http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("/debug/pprof/cmdline is served: it would show secrets passed as flags")
+	}
 	stop()
 	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
 		t.Fatal("the profile server still answers after stop")
