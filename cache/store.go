@@ -39,7 +39,7 @@ type Message struct {
 	ID     string `json:"id"`
 	Change Change `json:"change"`
 	// DeployedVersion is the entry's deployed_version after the write;
-	// absent on a delete.
+	// absent on a delete, and while it is 0.
 	DeployedVersion int `json:"deployed_version,omitempty"`
 	// Rev must stay the last field: the write script appends it.
 	Rev int64 `json:"rev"`
@@ -376,7 +376,8 @@ type UpdateOnce struct {
 	// decision: a caller that reads it while it waits on something else
 	// saves the read's round trip afterwards. If the entry changed since,
 	// the write's compare-and-set fails and Update reads it and decides
-	// again, as after any lost race.
+	// again, as after any lost race; a decision to write nothing, which no
+	// compare-and-set checks, is made again on a fresh read.
 	Prior *State
 	// Alongside, when set, runs while the entry is first read; the write
 	// waits for it, and when it fails nothing is written and Update returns
@@ -423,7 +424,8 @@ func (s *Store) update(ctx context.Context, id string, once UpdateOnce, withDoc 
 		var st State
 		var seen bool
 		var err error
-		if prior != nil {
+		fromPrior := prior != nil
+		if fromPrior {
 			st, prior = *prior, nil
 		} else if st, seen, err = s.load(ctx, id, once.Sum, withDoc); err != nil {
 			return Updated{}, err
@@ -432,6 +434,9 @@ func (s *Store) update(ctx context.Context, id string, once UpdateOnce, withDoc 
 			return Updated{Duplicate: true}, nil
 		}
 		m := decide(st)
+		if m == nil && fromPrior {
+			continue // decide again on the entry as it is now
+		}
 		if m == nil {
 			return Updated{}, nil
 		}

@@ -384,6 +384,21 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 		if err != nil || up.Rev != 3 || len(revs) != 2 || revs[0] != 1 || revs[1] != 2 {
 			t.Fatalf("outdated prior: rev %d, err %v, decided on revs %v (want 1, then 2 after reading again)", up.Rev, err, revs)
 		}
+
+		// A decision to write nothing is not checked by any compare-and-set:
+		// made on a prior that is out of date, it is made again on a fresh
+		// read. Here the prior says the entry does not exist; it does.
+		revs = nil
+		up, err = s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &cache.State{}}, func(st cache.State) *cache.Mutation {
+			revs = append(revs, st.Entry.Rev)
+			if !st.Exists {
+				return nil
+			}
+			return markStale(&[]int64{})(st)
+		})
+		if err != nil || up.Rev != 4 || len(revs) != 2 || revs[0] != 0 || revs[1] != 3 {
+			t.Fatalf("prior without the entry: rev %d, err %v, decided on revs %v (want 0, then 3 after reading again)", up.Rev, err, revs)
+		}
 	})
 }
 
