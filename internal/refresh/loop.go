@@ -78,7 +78,14 @@ func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 		now := r.now()
 		due := err == nil && (at.IsZero() || !now.Before(at.Add(every))) && !now.Before(retryAt)
 		if due {
-			ran, rep, perr := r.RunExclusive(ctx, opts.Lease)
+			// Another replica may finish a pass between the marker's read
+			// and taking the lease: with the lease held, the marker must
+			// still be the one read, or that pass was this interval's.
+			seen := at
+			ran, rep, perr := r.runExclusive(ctx, opts.Lease, func(ctx context.Context) bool {
+				now, err := r.Store.SyncedAt(ctx)
+				return err == nil && now.Equal(seen)
+			})
 			switch {
 			case !ran:
 				// Another replica holds the lease; look again soon.
@@ -125,6 +132,12 @@ var errLeaseLost = errors.New("reconcile lease lost")
 // (ran is false when one does). The lease is renewed while the pass runs,
 // and the pass is cancelled if it is lost.
 func (r *Reconciler) RunExclusive(ctx context.Context, lease time.Duration) (ran bool, rep Report, err error) {
+	return r.runExclusive(ctx, lease, nil)
+}
+
+// runExclusive is RunExclusive; with still set, the pass runs only if still
+// reports true once the lease is held (ran is false otherwise).
+func (r *Reconciler) runExclusive(ctx context.Context, lease time.Duration, still func(context.Context) bool) (ran bool, rep Report, err error) {
 	if lease <= 0 {
 		lease = DefaultReconcileLease
 	}
@@ -134,6 +147,10 @@ func (r *Reconciler) RunExclusive(ctx context.Context, lease time.Duration) (ran
 		return false, Report{}, fmt.Errorf("take the reconcile lease: %w", err)
 	}
 	if !ok {
+		return false, Report{}, nil
+	}
+	if still != nil && !still(ctx) {
+		_ = releaseLeaseScript.Run(context.WithoutCancel(ctx), rdb, []string{key}, token).Err()
 		return false, Report{}, nil
 	}
 	pctx, cancel := context.WithCancelCause(ctx)
