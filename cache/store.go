@@ -613,10 +613,3 @@ func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (boo
 	}
 	return n == 1, nil
 }
-
-// LoadSeen is Load plus a check of the dedup mark of the webhook body with
-// digest sum about this instance, in one round trip. When seen is true the
-// state is not decoded.
-func (s *Store) LoadSeen(ctx context.Context, id, sum string) (st State, seen bool, err error) {
-	return s.load(ctx, id, sum, true)
-}
