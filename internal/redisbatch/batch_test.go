@@ -77,8 +77,8 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 	})
 }
 
-// A lone caller is not held back: each command goes out as it comes, one
-// pipeline each.
+// A lone caller's commands go through the batcher each in a pipeline of its
+// own: sequential commands are never merged or held for one another.
 func TestLoneCallerGoesOutAtOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, be redistest.Backend) {
 		b := redisbatch.Install(be.Client, redisbatch.Options{})
