@@ -396,30 +396,29 @@ const maxUpdateAttempts = 16
 // several times and must be a pure function of the state; nil means
 // nothing to write.
 func (s *Store) Update(ctx context.Context, id string, once UpdateOnce, decide func(State) *Mutation) (Updated, error) {
-	withDoc := !once.WithoutDoc
-	prior := once.Prior
-	var alongside chan error
-	if once.Alongside != nil {
-		alongside = make(chan error, 1)
-		go func() { alongside <- once.Alongside() }()
+	if once.Alongside == nil {
+		return s.update(ctx, id, once, func() error { return nil }, decide)
 	}
-	// waitAlongside is called before any return or write.
-	waitAlongside := func() error {
-		if alongside == nil {
-			return nil
+	alongside := make(chan error, 1)
+	go func() { alongside <- once.Alongside() }()
+	var aerr error
+	waited := false
+	wait := func() error { // before the write, and before returning
+		if !waited {
+			aerr, waited = <-alongside, true
 		}
-		err := <-alongside
-		alongside = nil
-		return err
+		return aerr
 	}
-	up, err := s.update(ctx, id, once, withDoc, prior, waitAlongside, decide)
-	if aerr := waitAlongside(); aerr != nil && err == nil {
-		return Updated{}, aerr
+	up, err := s.update(ctx, id, once, wait, decide)
+	if werr := wait(); werr != nil && err == nil {
+		return Updated{}, werr
 	}
 	return up, err
 }
 
-func (s *Store) update(ctx context.Context, id string, once UpdateOnce, withDoc bool, prior *State, before func() error, decide func(State) *Mutation) (Updated, error) {
+// update is Update's loop; before runs ahead of the write.
+func (s *Store) update(ctx context.Context, id string, once UpdateOnce, before func() error, decide func(State) *Mutation) (Updated, error) {
+	withDoc, prior := !once.WithoutDoc, once.Prior
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		var st State
 		var seen bool
@@ -434,10 +433,10 @@ func (s *Store) update(ctx context.Context, id string, once UpdateOnce, withDoc 
 			return Updated{Duplicate: true}, nil
 		}
 		m := decide(st)
-		if m == nil && fromPrior {
-			continue // decide again on the entry as it is now
-		}
 		if m == nil {
+			if fromPrior {
+				continue // no compare-and-set checks a skip: decide again on the entry as it is now
+			}
 			return Updated{}, nil
 		}
 		if st.DocOmitted && (m.Delete || !m.KeepDoc || st.Entry.Rev == 0) {

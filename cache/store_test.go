@@ -37,6 +37,13 @@ func mustLoad(t *testing.T, s *cache.Store, id string) cache.State {
 	return st
 }
 
+// staleMark decides a stale mark (reason updated) that keeps the document.
+func staleMark(st cache.State) *cache.Mutation {
+	next := st.Entry
+	next.Stale, next.StaleReason = true, cache.StaleUpdated
+	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+}
+
 func mustApply(t *testing.T, s *cache.Store, id string, prev cache.Entry, m cache.Mutation) int64 {
 	t.Helper()
 	rev, err := s.Apply(context.Background(), id, prev, m)
@@ -365,9 +372,7 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 		markStale := func(revs *[]int64) func(cache.State) *cache.Mutation {
 			return func(st cache.State) *cache.Mutation {
 				*revs = append(*revs, st.Entry.Rev)
-				next := st.Entry
-				next.Stale, next.StaleReason = true, cache.StaleUpdated
-				return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+				return staleMark(st)
 			}
 		}
 
@@ -394,7 +399,7 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 			if !st.Exists {
 				return nil
 			}
-			return markStale(&[]int64{})(st)
+			return staleMark(st)
 		})
 		if err != nil || up.Rev != 4 || len(revs) != 2 || revs[0] != 0 || revs[1] != 3 {
 			t.Fatalf("prior without the entry: rev %d, err %v, decided on revs %v (want 0, then 3 after reading again)", up.Rev, err, revs)
@@ -410,11 +415,7 @@ func TestStoreUpdateAlongside(t *testing.T) {
 		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
 		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
-		mark := func(st cache.State) *cache.Mutation {
-			next := st.Entry
-			next.Stale, next.StaleReason = true, cache.StaleUpdated
-			return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
-		}
+		mark := staleMark
 		boom := errors.New("work set unavailable")
 		_, err := s.Update(ctx, "inst1", cache.UpdateOnce{Sum: "abc", Window: time.Minute, Alongside: func() error { return boom }}, mark)
 		if !errors.Is(err, boom) {

@@ -106,7 +106,7 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("redis at %s does not answer: %w", redactURL(cfg.RedisURL), err)
 	}
 	if cfg.RedisBatching {
-		b := redisbatch.Install(a.rdb, redisbatch.Options{})
+		b := redisbatch.Install(a.rdb)
 		registerBatchMetrics(a.Registry, b)
 	}
 	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})

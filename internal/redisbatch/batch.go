@@ -33,20 +33,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Defaults of Options.
 const (
-	DefaultInFlight = 2
-	DefaultMaxBatch = 256
+	// inFlight is how many pipelines may be on their way at once.
+	inFlight = 2
+	// maxBatch caps the commands of one pipeline.
+	maxBatch = 256
 )
-
-// Options tune a Batcher; the zero value means the defaults.
-type Options struct {
-	// InFlight is how many pipelines may be on their way at once;
-	// DefaultInFlight if zero.
-	InFlight int
-	// MaxBatch caps the commands of one pipeline; DefaultMaxBatch if zero.
-	MaxBatch int
-}
 
 // Stats count what a Batcher did.
 type Stats struct {
@@ -56,8 +48,6 @@ type Stats struct {
 
 // Batcher is a go-redis hook (see Install). It is safe for concurrent use.
 type Batcher struct {
-	inFlight, maxBatch int
-
 	// rdb sends the batches, as ordinary pipelines.
 	rdb redis.UniversalClient
 
@@ -86,19 +76,13 @@ var (
 // on the same client returns the first Batcher and changes nothing. Commands
 // that block the connection (the B… list and stream reads, WAIT, pub/sub)
 // are never batched.
-func Install(rdb redis.UniversalClient, opts Options) *Batcher {
+func Install(rdb redis.UniversalClient) *Batcher {
 	installMu.Lock()
 	defer installMu.Unlock()
 	if b, ok := installed[rdb]; ok {
 		return b
 	}
-	if opts.InFlight <= 0 {
-		opts.InFlight = DefaultInFlight
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	b := &Batcher{rdb: rdb, inFlight: opts.InFlight, maxBatch: opts.MaxBatch}
+	b := &Batcher{rdb: rdb}
 	rdb.AddHook(b)
 	installed[rdb] = b
 	return b
@@ -136,7 +120,7 @@ func (b *Batcher) do(ctx context.Context, cmd redis.Cmder) error {
 	}
 	c := &call{ctx: ctx, cmd: cmd, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
-	if b.running < b.inFlight {
+	if b.running < inFlight {
 		b.running++
 		c.batch = b.take(c)
 		b.mu.Unlock()
@@ -156,10 +140,10 @@ func (b *Batcher) do(ctx context.Context, cmd redis.Cmder) error {
 // A queued command whose caller's context ended is not sent: it gets that
 // error and its caller is woken. b.mu is held.
 func (b *Batcher) take(first *call) []*call {
-	batch := make([]*call, 1, min(len(b.queue)+1, b.maxBatch))
+	batch := make([]*call, 1, min(len(b.queue)+1, maxBatch))
 	batch[0] = first
 	i := 0
-	for ; i < len(b.queue) && len(batch) < b.maxBatch; i++ {
+	for ; i < len(b.queue) && len(batch) < maxBatch; i++ {
 		x := b.queue[i]
 		if err := x.ctx.Err(); err != nil {
 			x.cmd.SetErr(err)

@@ -21,8 +21,8 @@ import (
 func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, be redistest.Backend) {
 		rdb := be.Client
-		b := redisbatch.Install(rdb, redisbatch.Options{})
-		if again := redisbatch.Install(rdb, redisbatch.Options{}); again != b {
+		b := redisbatch.Install(rdb)
+		if again := redisbatch.Install(rdb); again != b {
 			t.Fatal("a second Install on the same client added another batcher")
 		}
 		ctx := context.Background()
@@ -81,7 +81,7 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 // own: sequential commands are never merged or held for one another.
 func TestLoneCallerGoesOutAtOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, be redistest.Backend) {
-		b := redisbatch.Install(be.Client, redisbatch.Options{})
+		b := redisbatch.Install(be.Client)
 		before := b.Stats()
 		ctx := context.Background()
 		for i := range 10 {
@@ -100,7 +100,7 @@ func TestLoneCallerGoesOutAtOnce(t *testing.T) {
 // client alone: it returns the context's error and writes nothing.
 func TestCancelledCallerSendsNothing(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, be redistest.Backend) {
-		redisbatch.Install(be.Client, redisbatch.Options{})
+		redisbatch.Install(be.Client)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		key := be.Prefix + "cancelled"

@@ -323,19 +323,6 @@ func (w *WorkSet) Extend(ctx context.Context, c Claim) error {
 	return nil
 }
 
-// NextDue returns when the earliest id is due; ok is false when none is
-// queued.
-func (w *WorkSet) NextDue(ctx context.Context) (at time.Time, ok bool, err error) {
-	zs, err := w.rdb.ZRangeWithScores(ctx, w.keys.WorkDue(), 0, 0).Result()
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("work set next due: %w", err)
-	}
-	if len(zs) == 0 {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMilli(int64(zs[0].Score)), true, nil
-}
-
 // Stats is a snapshot of the work set.
 type Stats struct {
 	// Queued ids, due now or later; Due of them due now; Leased ids being
