@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/internal/webhook"
 )
@@ -13,7 +18,23 @@ import (
 // daemon caps it) and check its HMAC with the daemon's own verifier — and
 // answers a small JSON body, as the daemon does. It is served by a process
 // of its own (prismbench baseline), never by the process sending the load.
-func BaselineHandler(secret string) http.Handler {
+func BaselineHandler(secret string) http.Handler { return baseline(secret, nil) }
+
+// FloorHandler is BaselineHandler plus the least any intake that never
+// loses an acknowledged webhook must do: record the body in Redis before
+// answering — one SET NX of its digest, through a client that batches
+// concurrent callers' commands as the daemon's does — and answer 503 when
+// Redis fails. It does not parse the body, decide anything or queue work,
+// so the daemon cannot be cheaper than it: its throughput bounds the ratio
+// to the ceiling that any design reaches on the same machine.
+func FloorHandler(secret string, rdb redis.UniversalClient, prefix string) http.Handler {
+	return baseline(secret, func(ctx context.Context, body []byte) error {
+		sum := sha256.Sum256(body)
+		return rdb.SetNX(ctx, prefix+"floor:"+hex.EncodeToString(sum[:]), "1", time.Hour).Err()
+	})
+}
+
+func baseline(secret string, record func(context.Context, []byte) error) http.Handler {
 	v := webhook.NewVerifier(secret)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/webhooks/prismatic", func(w http.ResponseWriter, r *http.Request) {
@@ -29,6 +50,12 @@ func BaselineHandler(secret string) http.Handler {
 		if err := v.Verify(body, r.Header.Get(webhook.SignatureHeader)); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
+		}
+		if record != nil {
+			if err := record(r.Context(), body); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)

@@ -24,16 +24,20 @@ const (
 	openConns = 256
 )
 
-// IntakeLevel is one concurrency level against the daemon and the baseline.
+// IntakeLevel is one concurrency level against the daemon, the baseline
+// and the durable floor (FloorHandler).
 type IntakeLevel struct {
 	Concurrency int     `json:"concurrency"`
 	Daemon      Load    `json:"daemon"`
 	Baseline    Load    `json:"baseline"`
+	Floor       Load    `json:"floor"`
 	Ratio       float64 `json:"ratio"`
+	FloorRatio  float64 `json:"floor_ratio"`
 	// CPU is the CPU time per answered webhook, in µs, of each process
-	// during the daemon's run and the baseline's.
+	// during the daemon's run, the baseline's and the floor's.
 	DaemonCPU   map[string]float64 `json:"daemon_cpu_us_per_webhook"`
 	BaselineCPU map[string]float64 `json:"baseline_cpu_us_per_webhook"`
+	FloorCPU    map[string]float64 `json:"floor_cpu_us_per_webhook"`
 }
 
 // IntakeResults is the intake scenario's JSON payload.
@@ -43,11 +47,16 @@ type IntakeResults struct {
 	Levels    []IntakeLevel `json:"levels"`
 	// PeakDaemon and Ceiling are the best throughput over the levels; Ratio
 	// is their quotient (the target's figure).
-	PeakDaemon  float64 `json:"peak_daemon_per_s"`
-	PeakAt      int     `json:"peak_daemon_concurrency"`
-	Ceiling     float64 `json:"ceiling_per_s"`
-	CeilingAt   int     `json:"ceiling_concurrency"`
-	Ratio       float64 `json:"ratio"`
+	PeakDaemon float64 `json:"peak_daemon_per_s"`
+	PeakAt     int     `json:"peak_daemon_concurrency"`
+	Ceiling    float64 `json:"ceiling_per_s"`
+	CeilingAt  int     `json:"ceiling_concurrency"`
+	Ratio      float64 `json:"ratio"`
+	// PeakFloor is the durable floor's best throughput; FloorRatio its
+	// quotient with Ceiling: the ratio no intake that records a webhook in
+	// Redis before acknowledging it can pass on this machine.
+	PeakFloor   float64 `json:"peak_floor_per_s"`
+	FloorRatio  float64 `json:"floor_ratio"`
 	Fixed       Load    `json:"fixed_rate_daemon"`
 	FixedBase   Load    `json:"fixed_rate_baseline"`
 	DaemonFlags string  `json:"daemon_flags"`
@@ -91,15 +100,22 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer d.Close()
-	base, baseURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret)
+	base, baseURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "", "")
 	if err != nil {
 		return rep, err
 	}
 	defer base.Stop(5 * time.Second)
 	e.Logf("baseline pid %d on %s", base.PID(), baseURL)
+	floor, floorURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, e.Redis.URL, benchPrefix)
+	if err != nil {
+		return rep, err
+	}
+	defer floor.Stop(5 * time.Second)
+	e.Logf("durable floor pid %d on %s", floor.PID(), floorURL)
 
 	daemonHost, _ := HostOf(d.URL)
 	baseHost, _ := HostOf(baseURL)
+	floorHost, _ := HostOf(floorURL)
 	ids := sim.CustomerInstances()
 	sg := &Signer{Secret: []byte(benchSecret)}
 	res := IntakeResults{Instances: len(ids), Events: "instance.updated (stale mark) and instance.deployed (work-set add), alternating, unique timestamps",
@@ -111,14 +127,19 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		lv.Baseline = ClosedLoop(ctx, baseHost, c, warm, dur, intakeJob(sg, baseHost, ids))
 		lv.Baseline.Target, lv.Baseline.Others = "baseline", noise.report()
 		lv.BaselineCPU = cpu.PerOp(lv.Baseline.OK)
+		cpu, noise = StartCPU(map[string]int{"floor": floor.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
+		lv.Floor = ClosedLoop(ctx, floorHost, c, warm, dur, intakeJob(sg, floorHost, ids))
+		lv.Floor.Target, lv.Floor.Others = "floor", noise.report()
+		lv.FloorCPU = cpu.PerOp(lv.Floor.OK)
 		cpu, noise = StartCPU(map[string]int{"daemon": d.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
 		lv.Daemon = ClosedLoop(ctx, daemonHost, c, warm, dur, intakeJob(sg, daemonHost, ids))
 		lv.Daemon.Target, lv.Daemon.Others = "daemon", noise.report()
 		lv.DaemonCPU = cpu.PerOp(lv.Daemon.OK)
 		lv.Ratio = Ratio(lv.Daemon.Throughput, lv.Baseline.Throughput)
-		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v): ratio %.2f",
+		lv.FloorRatio = Ratio(lv.Floor.Throughput, lv.Baseline.Throughput)
+		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v), floor %.0f/s (failed %d; CPU %v): ratio %.2f, floor's %.2f",
 			c, lv.Daemon.Others.Cores, lv.Daemon.Throughput, FmtDur(lv.Daemon.lat.P50), FmtDur(lv.Daemon.lat.P99), lv.Daemon.Failed, lv.Daemon.Duplicates, roundMap(lv.DaemonCPU),
-			lv.Baseline.Throughput, FmtDur(lv.Baseline.lat.P99), roundMap(lv.BaselineCPU), lv.Ratio)
+			lv.Baseline.Throughput, FmtDur(lv.Baseline.lat.P99), roundMap(lv.BaselineCPU), lv.Floor.Throughput, lv.Floor.Failed, roundMap(lv.FloorCPU), lv.Ratio, lv.FloorRatio)
 		if lv.Daemon.Failed > 0 {
 			e.Logf("  daemon errors, last: %s", lv.Daemon.LastError)
 		}
@@ -129,8 +150,10 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		if lv.Baseline.Throughput > res.Ceiling {
 			res.Ceiling, res.CeilingAt = lv.Baseline.Throughput, c
 		}
+		res.PeakFloor = math.Max(res.PeakFloor, lv.Floor.Throughput)
 	}
 	res.Ratio = Ratio(res.PeakDaemon, res.Ceiling)
+	res.FloorRatio = Ratio(res.PeakFloor, res.Ceiling)
 
 	fixedDur := pick(e, 10*time.Second, 2*time.Second)
 	noise := StartNoise()
@@ -148,6 +171,8 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		{Scenario: "intake", Figure: fmt.Sprintf("throughput, peak (c=%d)", res.PeakAt), Value: FmtRate(res.PeakDaemon),
 			Reference: fmt.Sprintf("ceiling %s (c=%d)", FmtRate(res.Ceiling), res.CeilingAt),
 			Target:    NewTarget(res.Ratio, ">=", 0.7, fmt.Sprintf("≥ 0.7 × ceiling (is %.2f)", res.Ratio))},
+		{Scenario: "intake", Figure: "durable floor (HMAC + one SET NX per body), peak", Value: FmtRate(res.PeakFloor),
+			Reference: fmt.Sprintf("%.2f × ceiling", res.FloorRatio)},
 		{Scenario: "intake", Figure: fmt.Sprintf("ack p50 / p99 at c=%d", lv.Concurrency),
 			Value:     FmtDur(lv.Daemon.lat.P50) + " / " + FmtDur(lv.Daemon.lat.P99),
 			Reference: "baseline " + FmtDur(lv.Baseline.lat.P50) + " / " + FmtDur(lv.Baseline.lat.P99)},
@@ -155,6 +180,13 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 			Value:     FmtDur(res.Fixed.lat.P99) + " (" + FmtDur(res.Fixed.lat.P50) + ")",
 			Reference: "baseline " + FmtDur(res.FixedBase.lat.P99) + " (" + FmtDur(res.FixedBase.lat.P50) + ")",
 			Target:    NewTarget(float64(res.Fixed.lat.P99)/1e6, "<=", 5, "≤ 5 ms")},
+	}
+	var floorFailed int64
+	for _, l := range res.Levels {
+		floorFailed += l.Floor.Failed
+	}
+	if floorFailed > 0 {
+		rep.Error = fmt.Sprintf("the durable floor failed %d webhooks: its figure is not a bound", floorFailed)
 	}
 	if res.Fixed.Failed > 0 || lv.Daemon.Failed > 0 {
 		rep.Error = fmt.Sprintf("failed webhooks: %d at the fixed rate, %d at c=%d (last: %s)", res.Fixed.Failed, lv.Daemon.Failed, lv.Concurrency, res.Fixed.LastError+lv.Daemon.LastError)

@@ -279,15 +279,20 @@ func (d *Daemon) Admin(ctx context.Context, method, path, token string) error {
 
 // StartBaseline runs the baseline endpoint (this executable's "baseline"
 // command) as a child process and returns it with its URL, which the child
-// prints on its first line of output.
-func StartBaseline(ctx context.Context, exe, dir, secret string) (*Proc, string, error) {
-	cmd := exec.Command(exe, "baseline", "-listen", "127.0.0.1:0")
+// prints on its first line of output. With a Redis URL it runs the durable
+// floor instead (FloorHandler), recording bodies under prefix.
+func StartBaseline(ctx context.Context, exe, dir, secret, redisURL, prefix string) (*Proc, string, error) {
+	name, args := "baseline", []string{"baseline", "-listen", "127.0.0.1:0"}
+	if redisURL != "" {
+		name, args = "floor", append(args, "-redis", redisURL, "-prefix", prefix)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "PRISMBENCH_SECRET="+secret)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("baseline", dir, cmd)
+	p, err := startProc(name, dir, cmd)
 	if err != nil {
 		return nil, "", err
 	}
@@ -302,12 +307,12 @@ func StartBaseline(ctx context.Context, exe, dir, secret string) (*Proc, string,
 	case s := <-line:
 		if !strings.HasPrefix(s, "http://") {
 			p.Stop(time.Second)
-			return nil, "", fmt.Errorf("baseline: unexpected first line %q:\n%s", s, p.Tail(10))
+			return nil, "", fmt.Errorf("%s: unexpected first line %q:\n%s", name, s, p.Tail(10))
 		}
 		return p, s, nil
 	case <-time.After(10 * time.Second):
 		p.Stop(time.Second)
-		return nil, "", errors.New("baseline did not start")
+		return nil, "", fmt.Errorf("%s did not start", name)
 	case <-ctx.Done():
 		p.Stop(time.Second)
 		return nil, "", ctx.Err()

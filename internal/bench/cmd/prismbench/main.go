@@ -5,6 +5,7 @@
 //
 //	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep]
 //	prismbench baseline -listen 127.0.0.1:0   (the ceiling's endpoint; started by the harness)
+//	prismbench baseline -redis redis://…      (the durable floor: the same plus one SET NX per body)
 package main
 
 import (
@@ -20,7 +21,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/prismcache/prismcache/internal/bench"
+	"github.com/prismcache/prismcache/internal/redisbatch"
 )
 
 func main() {
@@ -78,6 +82,8 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("prismbench baseline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	redisURL := fs.String("redis", "", "serve the durable floor: record each body in this Redis before answering")
+	prefix := fs.String("prefix", "bench:", "key prefix of the floor's records")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,7 +95,18 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	srv := bench.BaselineServer(bench.BaselineHandler(secret))
+	h := bench.BaselineHandler(secret)
+	if *redisURL != "" {
+		opt, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			return fmt.Errorf("-redis: %w", err)
+		}
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		redisbatch.Install(rdb)
+		h = bench.FloorHandler(secret, rdb, *prefix)
+	}
+	srv := bench.BaselineServer(h)
 	fmt.Fprintf(stdout, "http://%s\n", ln.Addr())
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/webhook"
+)
+
+// TestFloorRecordsBeforeAnswering: the durable floor answers 200 only once
+// the body is recorded in Redis, 503 when it cannot be, and records nothing
+// for a body whose signature is wrong.
+func TestFloorRecordsBeforeAnswering(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		sg := &Signer{Secret: []byte("s3cret")}
+		send := func(h http.Handler, body []byte) int {
+			t.Helper()
+			raw := sg.Request(nil, "example:80", webhook.InstanceUpdated, body)
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code
+		}
+		records := func() int {
+			t.Helper()
+			keys, err := b.Client.Keys(ctx, b.Prefix+"floor:*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(keys)
+		}
+		body := sg.InstanceEvent(webhook.InstanceUpdated, "SW5zdGFuY2U6MQ==", "Acme")
+
+		if code := send(FloorHandler("other", b.Client, b.Prefix), body); code != http.StatusUnauthorized || records() != 0 {
+			t.Fatalf("wrong secret: status %d, %d records; want 401 and none", code, records())
+		}
+		floor := FloorHandler("s3cret", b.Client, b.Prefix)
+		if code := send(floor, body); code != http.StatusOK || records() != 1 {
+			t.Fatalf("signed body: status %d, %d records; want 200 and one", code, records())
+		}
+		if code := send(floor, sg.InstanceEvent(webhook.InstanceUpdated, "SW5zdGFuY2U6MQ==", "Acme")); code != http.StatusOK || records() != 2 {
+			t.Fatalf("second body: status %d, %d records; want 200 and two", code, records())
+		}
+		if b.Mini == nil {
+			return
+		}
+		b.Mini.SetError("LOADING Redis is loading the dataset in memory")
+		defer b.Mini.SetError("")
+		if code := send(floor, sg.InstanceEvent(webhook.InstanceUpdated, "SW5zdGFuY2U6MQ==", "Acme")); code != http.StatusServiceUnavailable {
+			t.Fatalf("Redis failing: status %d; want 503", code)
+		}
+	})
+}
