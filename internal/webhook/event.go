@@ -89,13 +89,8 @@ func Parse(headerType string, body []byte, received time.Time) (Event, error) {
 	if rest := bytes.TrimLeft(body, " \t\r\n"); len(rest) == 0 || rest[0] != '{' {
 		return Event{}, fmt.Errorf("%w: body is not a JSON object", ErrInvalid)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&p); err != nil {
-		return Event{}, fmt.Errorf("%w: body is not a JSON object: %v", ErrInvalid, err)
-	}
-	// More would report a stray '}' or ']' as the end of the input.
-	if _, err := dec.Token(); err != io.EOF {
-		return Event{}, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
+	if err := json.Unmarshal(body, &p); err != nil {
+		return Event{}, explainJSON(body)
 	}
 	var ev Event
 	headerType = strings.TrimSpace(headerType)
@@ -196,4 +191,20 @@ func truncate(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// explainJSON says why json.Unmarshal refused body: it decodes it again as
+// a stream, which tells a bad object from trailing data (a refused body is
+// the only one that pays for the second pass).
+func explainJSON(body []byte) error {
+	var p payload
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("%w: body is not a JSON object: %v", ErrInvalid, err)
+	}
+	// More would report a stray '}' or ']' as the end of the input.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
+	}
+	return fmt.Errorf("%w: body is not a JSON object", ErrInvalid)
 }
