@@ -102,7 +102,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusMethodNotAllowed, "rejected", "method "+r.Method+" not allowed: webhooks are POSTed")
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			reject(http.StatusUnsupportedMediaType, "rejected", fmt.Sprintf("Content-Type %q: want application/json", ct))
 			return
@@ -153,7 +153,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.dup {
 		d.Status, d.Outcome = http.StatusOK, "duplicate"
-		writeJSON(w, http.StatusOK, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
+		writeAck(w, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
 	if res.queued && in.Wake != nil {
@@ -163,7 +163,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
 	}
-	writeJSON(w, http.StatusOK, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res.detail})
+	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res.detail})
 }
 
 // result is what applying one event did.
@@ -279,6 +279,10 @@ func (in *Intake) logDelivery(d Delivery) {
 	case d.Status >= 400:
 		level = slog.LevelWarn
 	}
-	in.Log.Log(context.Background(), level, "webhook", "event", d.Event, "instance", d.Instance, "action", d.Action,
+	ctx := context.Background()
+	if !in.Log.Enabled(ctx, level) {
+		return // before the attributes are boxed: most deliveries are not logged
+	}
+	in.Log.Log(ctx, level, "webhook", "event", d.Event, "instance", d.Instance, "action", d.Action,
 		"status", d.Status, "outcome", d.Outcome, "detail", d.Detail, "took", d.Took.Round(time.Microsecond))
 }
