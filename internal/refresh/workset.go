@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,6 +32,10 @@ type WorkSet struct {
 	keys  cache.Keys
 	lease time.Duration
 	now   func() time.Time
+	// work is the keys every work-set script takes, and wake the channel
+	// that announces new work, named once.
+	work []string
+	wake string
 }
 
 // WorkSetOptions configure a WorkSet; the zero value means the defaults.
@@ -49,15 +54,16 @@ func NewWorkSet(rdb redis.UniversalClient, keys cache.Keys, opts WorkSetOptions)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &WorkSet{rdb: rdb, keys: keys, lease: opts.Lease, now: opts.Now}
+	work := []string{keys.WorkDue(), keys.WorkLeases(), keys.WorkOwners(), keys.WorkDirty(), keys.WorkAttempts(), keys.WorkAsked()}
+	return &WorkSet{rdb: rdb, keys: keys, lease: opts.Lease, now: opts.Now, work: work, wake: keys.WorkWake()}
 }
 
 // Lease returns how long a claim lasts.
 func (w *WorkSet) Lease() time.Duration { return w.lease }
 
-func (w *WorkSet) workKeys() []string {
-	return []string{w.keys.WorkDue(), w.keys.WorkLeases(), w.keys.WorkOwners(), w.keys.WorkDirty(), w.keys.WorkAttempts(), w.keys.WorkAsked()}
-}
+// workKeys returns the keys every work-set script takes; its capacity is
+// its length, so that an append copies it.
+func (w *WorkSet) workKeys() []string { return slices.Clip(w.work) }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -127,7 +133,7 @@ func (w *WorkSet) add(ctx context.Context, due time.Time, onlyRunning bool, sum 
 		flag = "1"
 	}
 	args := make([]any, 0, 4+len(ids))
-	args = append(args, ms(due), flag, w.keys.WorkWake(), window.Milliseconds())
+	args = append(args, ms(due), flag, w.wake, window.Milliseconds())
 	for _, id := range ids {
 		args = append(args, id)
 	}
