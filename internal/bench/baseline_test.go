@@ -8,7 +8,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -59,4 +62,34 @@ func TestFloorRecordsBeforeAnswering(t *testing.T) {
 			t.Fatalf("Redis failing: status %d; want 503", code)
 		}
 	})
+}
+
+// TestHarnessCountsTheDaemonsDuplicates: the harness tells a duplicate from
+// the daemon's own answer, so that a load run's duplicates count can show
+// dedup short-circuiting a benchmark.
+func TestHarnessCountsTheDaemonsDuplicates(t *testing.T) {
+	b := redistest.Mini(t)
+	store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+	actions, err := webhook.NewActions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &server.Intake{Verifier: webhook.NewVerifier("s3cret"), Actions: actions, Store: store,
+		Work: refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})}
+	sg := &Signer{Secret: []byte("s3cret")}
+	body := sg.InstanceEvent(webhook.InstanceDeployed, "SW5zdGFuY2U6MQ==", "Acme")
+	for i, want := range []bool{false, true} {
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(sg.Request(nil, "example:80", webhook.InstanceDeployed, body))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		in.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || IsDuplicate(rec.Body.Bytes()) != want {
+			t.Fatalf("delivery %d: status %d, body %s: IsDuplicate = %v, want %v", i+1, rec.Code, rec.Body, !want, want)
+		}
+	}
+	if !IsDuplicate([]byte("{\n  \"status\": \"duplicate\"\n}")) {
+		t.Error("an indented duplicate answer is not recognised")
+	}
 }

@@ -230,7 +230,7 @@ func (c *counts) record(status int, body []byte, err error, at, t0, t1 time.Time
 		if !at.IsZero() {
 			c.sched = append(c.sched, t1.Sub(at))
 		}
-		if bytes.Contains(body, duplicateMark) {
+		if IsDuplicate(body) {
 			c.dups++
 		}
 	}
@@ -256,7 +256,11 @@ func (t *tally) add(c counts) {
 	}
 }
 
-var duplicateMark = []byte(`"status": "duplicate"`)
+// IsDuplicate reports whether an answer's body says its webhook was a
+// duplicate: `"status":"duplicate"`, written compactly or indented.
+func IsDuplicate(body []byte) bool {
+	return bytes.Contains(body, []byte(`"status":"duplicate"`)) || bytes.Contains(body, []byte(`"status": "duplicate"`))
+}
 
 // ClosedLoop runs conc connections, each sending its next request as soon as
 // the previous one is answered, for warm-up plus d; only requests begun
