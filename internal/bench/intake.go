@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/webhook"
@@ -106,11 +109,15 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 	}
 	defer base.Stop(5 * time.Second)
 	e.Logf("baseline pid %d on %s", base.PID(), baseURL)
-	floor, floorURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, e.Redis.URL, benchPrefix)
+	// The floor records bodies in a database of its own, emptied after each
+	// of its runs, so that its keys do not weigh on the daemon's Redis.
+	floor, floorURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "redis://"+e.Redis.Addr+"/1", benchPrefix)
 	if err != nil {
 		return rep, err
 	}
 	defer floor.Stop(5 * time.Second)
+	floorDB := redis.NewClient(&redis.Options{Addr: e.Redis.Addr, DB: 1})
+	defer floorDB.Close()
 	e.Logf("durable floor pid %d on %s", floor.PID(), floorURL)
 
 	daemonHost, _ := HostOf(d.URL)
@@ -131,6 +138,9 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		lv.Floor = ClosedLoop(ctx, floorHost, c, warm, dur, intakeJob(sg, floorHost, ids))
 		lv.Floor.Target, lv.Floor.Others = "floor", noise.report()
 		lv.FloorCPU = cpu.PerOp(lv.Floor.OK)
+		if err := floorDB.FlushDB(ctx).Err(); err != nil {
+			return rep, fmt.Errorf("empty the floor's database: %w", err)
+		}
 		cpu, noise = StartCPU(map[string]int{"daemon": d.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
 		lv.Daemon = ClosedLoop(ctx, daemonHost, c, warm, dur, intakeJob(sg, daemonHost, ids))
 		lv.Daemon.Target, lv.Daemon.Others = "daemon", noise.report()
@@ -185,12 +195,14 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 	for _, l := range res.Levels {
 		floorFailed += l.Floor.Failed
 	}
+	var errs []string
 	if floorFailed > 0 {
-		rep.Error = fmt.Sprintf("the durable floor failed %d webhooks: its figure is not a bound", floorFailed)
+		errs = append(errs, fmt.Sprintf("the durable floor failed %d webhooks: its figure is not a bound", floorFailed))
 	}
 	if res.Fixed.Failed > 0 || lv.Daemon.Failed > 0 {
-		rep.Error = fmt.Sprintf("failed webhooks: %d at the fixed rate, %d at c=%d (last: %s)", res.Fixed.Failed, lv.Daemon.Failed, lv.Concurrency, res.Fixed.LastError+lv.Daemon.LastError)
+		errs = append(errs, fmt.Sprintf("failed webhooks: %d at the fixed rate, %d at c=%d (last: %s)", res.Fixed.Failed, lv.Daemon.Failed, lv.Concurrency, res.Fixed.LastError+lv.Daemon.LastError))
 	}
+	rep.Error = strings.Join(errs, "; ")
 	return rep, nil
 }
 

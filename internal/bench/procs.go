@@ -153,6 +153,8 @@ type Redis struct {
 	*Proc
 	URL    string
 	Client *redis.Client
+	// Addr is the server's host:port.
+	Addr string
 }
 
 // StartRedis starts redis-server in dir.
@@ -172,7 +174,7 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	r := &Redis{Proc: p, URL: "redis://" + addr + "/0", Client: redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32})}
+	r := &Redis{Proc: p, URL: "redis://" + addr + "/0", Client: redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32}), Addr: addr}
 	deadline := time.Now().Add(10 * time.Second)
 	for r.Client.Ping(ctx).Err() != nil {
 		if time.Now().After(deadline) || p.Exited() {
