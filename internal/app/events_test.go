@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/webhook"
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // idle reports whether the work set is empty: nothing queued, nothing
@@ -61,31 +60,13 @@ func notCached(t *testing.T, h *harness, id string) bool {
 	return errors.Is(err, cache.ErrNotFound)
 }
 
-// e2ePayloadDir holds the example payloads (copies kept with the webhook tests).
-const e2ePayloadDir = "../webhook/testdata/payloads"
-
 // e2eTimeFormat is the payloads' timestamp format.
 const e2eTimeFormat = "2006-01-02T15:04:05.000000+00:00"
 
-// examplePayload reads an example payload and lets edit change it.
+// examplePayload is an example payload as edit changes it.
 func examplePayload(t *testing.T, file string, edit func(m map[string]any)) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(e2ePayloadDir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("decode %s: %v", file, err)
-	}
-	if edit != nil {
-		edit(m)
-	}
-	out, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return examples.Edit(t, examples.Must(t, file), edit)
 }
 
 // instancePayload is the example payload of an instance.* event, about the

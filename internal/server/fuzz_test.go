@@ -17,6 +17,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/webhook"
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // Signing modes of FuzzIntake's mode argument (its low three bits).
@@ -40,10 +41,10 @@ var fuzzMethods = []string{http.MethodPost, http.MethodPost, http.MethodGet, htt
 // acceptance must answer JSON with a status, leave every entry readable, and
 // a second delivery of the same request must be a duplicate with no effect.
 func FuzzIntake(f *testing.F) {
-	payloads := examplePayloads(f)
+	payloads := examples.All()
 	for _, name := range slices.Sorted(maps.Keys(payloads)) {
 		body := payloads[name]
-		f.Add(payloadType(name), body, "application/json", uint8(signA), "")
+		f.Add(examples.Type(name), body, "application/json", uint8(signA), "")
 		f.Add("", body, "application/json; charset=utf-8", uint8(signB), "")
 	}
 	deployed := payloads["instance.deployed.json"]

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -25,11 +23,8 @@ import (
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/webhook"
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
-
-// payloadDir holds the example payloads shared with the rest of the project
-// (copies kept in internal/webhook/testdata/payloads).
-const payloadDir = "../webhook/testdata/payloads"
 
 // Ids of the example payloads.
 const (
@@ -52,60 +47,9 @@ var deployedAt = time.Date(2026, 11, 20, 10, 6, 30, 555555000, time.UTC)
 // intakeNow is the intake's clock in these tests.
 var intakeNow = time.Date(2026, 11, 20, 12, 30, 0, 0, time.UTC)
 
-// examplePayloads reads every JSON file of payloadDir, keyed by file name.
-func examplePayloads(t testing.TB) map[string][]byte {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join(payloadDir, "*.json"))
-	if err != nil {
-		t.Fatalf("list payloads: %v", err)
-	}
-	if len(names) == 0 {
-		t.Fatalf("no payloads in %s", payloadDir)
-	}
-	out := make(map[string][]byte, len(names))
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatalf("read payload: %v", err)
-		}
-		out[filepath.Base(name)] = b
-	}
-	return out
-}
-
-// payloadType is the event type a payload file is named after.
-func payloadType(file string) string {
-	parts := strings.Split(strings.TrimSuffix(file, ".json"), ".")
-	return parts[0] + "." + parts[1]
-}
-
-func mustPayload(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(payloadDir, name))
-	if err != nil {
-		t.Fatalf("read payload %s: %v", name, err)
-	}
-	return b
-}
-
-// editJSON decodes body, lets edit change it, and encodes it again.
-func editJSON(t testing.TB, body []byte, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatalf("decode %s: %v", body, err)
-	}
-	edit(m)
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatalf("encode: %v", err)
-	}
-	return out
-}
-
 func withTimestamp(t testing.TB, body []byte, ts time.Time) []byte {
 	t.Helper()
-	return editJSON(t, body, func(m map[string]any) {
+	return examples.Edit(t, body, func(m map[string]any) {
 		m["timestamp"] = ts.UTC().Format("2006-01-02T15:04:05.000000+00:00")
 	})
 }
@@ -327,21 +271,21 @@ func serve(t testing.TB, h http.Handler, req request) answer {
 // bigBody is a valid, correctly shaped payload of more than n bytes.
 func bigBody(t testing.TB, n int) []byte {
 	t.Helper()
-	return editJSON(t, mustPayload(t, "instance.updated.json"), func(m map[string]any) {
+	return examples.Edit(t, examples.Must(t, "instance.updated.json"), func(m map[string]any) {
 		m["padding"] = strings.Repeat("x", n)
 	})
 }
 
 func TestIntakeRejections(t *testing.T) {
-	updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow.Add(-time.Minute))
-	noID := editJSON(t, updated, func(m map[string]any) { m["instance"] = map[string]any{"name": "no id"} })
-	nullInstance := editJSON(t, updated, func(m map[string]any) { m["instance"] = nil })
-	braceID := editJSON(t, updated, func(m map[string]any) { m["instance"] = map[string]any{"id": "{evil}"} })
-	badTS := editJSON(t, updated, func(m map[string]any) { m["timestamp"] = "yesterday" })
-	noType := editJSON(t, updated, func(m map[string]any) { delete(m, "event_type") })
+	updated := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow.Add(-time.Minute))
+	noID := examples.Edit(t, updated, func(m map[string]any) { m["instance"] = map[string]any{"name": "no id"} })
+	nullInstance := examples.Edit(t, updated, func(m map[string]any) { m["instance"] = nil })
+	braceID := examples.Edit(t, updated, func(m map[string]any) { m["instance"] = map[string]any{"id": "{evil}"} })
+	badTS := examples.Edit(t, updated, func(m map[string]any) { m["timestamp"] = "yesterday" })
+	noType := examples.Edit(t, updated, func(m map[string]any) { delete(m, "event_type") })
 	// Valid RFC 3339, but year 10000 in UTC: stored, it could not be read
 	// back (FuzzIntake checks that entries stay readable).
-	pastYear9999 := editJSON(t, updated, func(m map[string]any) { m["timestamp"] = "9999-12-31T23:59:59-23:59" })
+	pastYear9999 := examples.Edit(t, updated, func(m map[string]any) { m["timestamp"] = "9999-12-31T23:59:59-23:59" })
 
 	tests := []struct {
 		name    string
@@ -405,10 +349,10 @@ func TestIntakeRejections(t *testing.T) {
 func TestIntakeAcceptsContentTypes(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		r := newRig(t, b)
-		body := mustPayload(t, "webhook.test.json")
+		body := examples.Must(t, "webhook.test.json")
 		for i, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "-"} {
 			// Each body differs so that none is a duplicate of another.
-			body := editJSON(t, body, func(m map[string]any) { m["n"] = i })
+			body := examples.Edit(t, body, func(m map[string]any) { m["n"] = i })
 			a := serve(t, r.in, request{contentType: ct, event: "webhook.test", body: body})
 			if a.status != http.StatusOK || a.str("status") != "accepted" {
 				t.Errorf("Content-Type %q: status %d %s, want 200 accepted", ct, a.status, a.raw)
@@ -416,8 +360,8 @@ func TestIntakeAcceptsContentTypes(t *testing.T) {
 		}
 		// A body of exactly MaxBody bytes is taken; one more is not.
 		r.in.MaxBody = 2048
-		exact := editJSON(t, body, func(m map[string]any) { m["padding"] = "" })
-		exact = editJSON(t, body, func(m map[string]any) { m["padding"] = strings.Repeat("x", 2048-len(exact)) })
+		exact := examples.Edit(t, body, func(m map[string]any) { m["padding"] = "" })
+		exact = examples.Edit(t, body, func(m map[string]any) { m["padding"] = strings.Repeat("x", 2048-len(exact)) })
 		if len(exact) != 2048 {
 			t.Fatalf("padded body is %d bytes", len(exact))
 		}
@@ -436,7 +380,7 @@ func TestIntakeTimestampWindow(t *testing.T) {
 		r := newRig(t, b)
 		r.in.TimestampWindow = 5 * time.Minute
 		seedEntry(t, r.store)
-		base := mustPayload(t, "instance.updated.json")
+		base := examples.Must(t, "instance.updated.json")
 		before := r.snapshot(t)
 		for name, ts := range map[string]time.Time{
 			"too old":               intakeNow.Add(-5*time.Minute - time.Microsecond),
@@ -462,7 +406,7 @@ func TestIntakeTimestampWindow(t *testing.T) {
 			}
 		}
 		// A body without a timestamp cannot be checked and is accepted.
-		noTS := editJSON(t, base, func(m map[string]any) { delete(m, "timestamp") })
+		noTS := examples.Edit(t, base, func(m map[string]any) { delete(m, "timestamp") })
 		if a := serve(t, r.in, request{body: noTS}); a.status != http.StatusOK {
 			t.Errorf("no timestamp: status %d %s", a.status, a.raw)
 		}
@@ -473,7 +417,7 @@ func TestIntakeSecretRotation(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		r := newRig(t, b, secretA, secretB)
 		seedEntry(t, r.store)
-		base := mustPayload(t, "instance.updated.json")
+		base := examples.Must(t, "instance.updated.json")
 		for i, secret := range []string{secretA, secretB} {
 			body := withTimestamp(t, base, intakeNow.Add(time.Duration(i-2)*time.Minute))
 			a := serve(t, r.in, request{body: body, sig: webhook.SignatureValue(secret, body)})
@@ -497,7 +441,7 @@ func TestIntakeSecretRotation(t *testing.T) {
 // TestIntakeIgnoredEvents: events that change nothing are acknowledged, and
 // the only key written is the dedup mark.
 func TestIntakeIgnoredEvents(t *testing.T) {
-	testNoType := editJSON(t, mustPayload(t, "webhook.test.json"), func(m map[string]any) {
+	testNoType := examples.Edit(t, examples.Must(t, "webhook.test.json"), func(m map[string]any) {
 		delete(m, "event_type")
 		delete(m, "timestamp")
 	})
@@ -507,12 +451,12 @@ func TestIntakeIgnoredEvents(t *testing.T) {
 		body    []byte
 		outcome string
 	}{
-		{"integration.published", "integration.published", mustPayload(t, "integration.published.json"), "ignored"},
+		{"integration.published", "integration.published", examples.Must(t, "integration.published.json"), "ignored"},
 		{"unknown type, header only", "alert_monitor.triggered", []byte(`{"alert_monitor":{"id":"QWxlcnRNb25pdG9yOjE="}}`), "ignored"},
 		{"unknown type naming an instance", "", []byte(`{"event_type":"instance.renamed","instance":{"id":"` + exampleInstanceID + `"}}`), "ignored"},
-		{"webhook.test", "webhook.test", mustPayload(t, "webhook.test.json"), "ignored"},
+		{"webhook.test", "webhook.test", examples.Must(t, "webhook.test.json"), "ignored"},
 		{"webhook.test without event_type in the body", "webhook.test", testNoType, "ignored"},
-		{"instance.created", "instance.created", mustPayload(t, "instance.created.json"), "ignored"},
+		{"instance.created", "instance.created", examples.Must(t, "instance.created.json"), "ignored"},
 		// Accepted with a target that resolves to nothing: no instance or
 		// connection, or a connection id that is no global id.
 		{"connection event naming nothing", "", []byte(`{"event_type":"connection.updated","timestamp":"2026-11-20T12:00:00Z"}`), "accepted"},
@@ -574,7 +518,7 @@ func TestIntakeDuplicates(t *testing.T) {
 		// instance.deployed queues one fetch, and wakes this process's
 		// workers; once it ran, a second delivery of the same body queues
 		// nothing and wakes no one.
-		deployed := mustPayload(t, "instance.deployed.json")
+		deployed := examples.Must(t, "instance.deployed.json")
 		a := serve(t, r.in, request{event: webhook.InstanceDeployed, body: deployed})
 		if a.status != http.StatusOK || a.str("status") != "accepted" || a.str("action") != string(webhook.ActionRefetch) {
 			t.Fatalf("first delivery: %d %s", a.status, a.raw)
@@ -603,7 +547,7 @@ func TestIntakeDuplicates(t *testing.T) {
 
 		// instance.updated: one stale mark; the duplicate writes nothing, so
 		// rev stays.
-		updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow.Add(-time.Minute))
+		updated := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow.Add(-time.Minute))
 		if a := serve(t, r.in, request{body: updated}); a.status != http.StatusOK || a.str("status") != "accepted" {
 			t.Fatalf("instance.updated: %d %s", a.status, a.raw)
 		}
@@ -629,7 +573,7 @@ func TestIntakeDuplicates(t *testing.T) {
 		}
 
 		// A rejected body is not remembered: once correctly signed it applies.
-		disabled := withTimestamp(t, mustPayload(t, "instance.disabled.json"), intakeNow)
+		disabled := withTimestamp(t, examples.Must(t, "instance.disabled.json"), intakeNow)
 		if a := serve(t, r.in, request{body: disabled, sig: "-"}); a.status != http.StatusUnauthorized {
 			t.Fatalf("unsigned: %d", a.status)
 		}
@@ -647,7 +591,7 @@ func TestIntakeObserve(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		r := newRig(t, b)
 		seedEntry(t, r.store)
-		updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow)
+		updated := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow)
 		steps := []struct {
 			req     request
 			status  int
@@ -658,7 +602,7 @@ func TestIntakeObserve(t *testing.T) {
 			{request{body: updated, sig: "sha256=00"}, http.StatusUnauthorized, "rejected", "", ""},
 			{request{body: updated}, http.StatusOK, "accepted", webhook.InstanceUpdated, webhook.ActionStale},
 			{request{body: updated}, http.StatusOK, "duplicate", webhook.InstanceUpdated, webhook.ActionStale},
-			{request{event: "webhook.test", body: mustPayload(t, "webhook.test.json")}, http.StatusOK, "ignored", webhook.WebhookTest, webhook.ActionIgnore},
+			{request{event: "webhook.test", body: examples.Must(t, "webhook.test.json")}, http.StatusOK, "ignored", webhook.WebhookTest, webhook.ActionIgnore},
 			{request{method: http.MethodDelete}, http.StatusMethodNotAllowed, "rejected", "", ""},
 		}
 		for i, s := range steps {
@@ -696,7 +640,7 @@ func TestIntakeTargets(t *testing.T) {
 			{"oauth2.token_refresh_failed.instance-connection-only.json", refresh.ConnectionJob(exampleICVID)},
 			{"connection.updated.customer-connection.json", refresh.ConnectionJob(exampleCCVID)},
 		} {
-			a := serve(t, r.in, request{event: payloadType(tc.file), body: mustPayload(t, tc.file)})
+			a := serve(t, r.in, request{event: examples.Type(tc.file), body: examples.Must(t, tc.file)})
 			if a.status != http.StatusOK || a.str("action") != string(webhook.ActionRefetch) {
 				t.Fatalf("%s: %d %s", tc.file, a.status, a.raw)
 			}
@@ -735,7 +679,7 @@ func TestIntakeTargets(t *testing.T) {
 		// A late deploy of a deleted instance is queued like any deploy (one
 		// script, no read); its fetch finds the tombstone and writes nothing
 		// (refresh.DecideWrite; end to end in internal/app).
-		late := withTimestamp(t, mustPayload(t, "instance.deployed.json"), intakeNow)
+		late := withTimestamp(t, examples.Must(t, "instance.deployed.json"), intakeNow)
 		if a := serve(t, r.in, request{body: late}); a.status != http.StatusOK || a.str("status") != "accepted" {
 			t.Fatalf("late instance.deployed: %d %s", a.status, a.raw)
 		}
@@ -760,7 +704,7 @@ func closedPortClient(t testing.TB) redis.UniversalClient {
 }
 
 func TestIntakeRedisDown(t *testing.T) {
-	deployed := mustPayload(t, "instance.deployed.json")
+	deployed := examples.Must(t, "instance.deployed.json")
 	wantUnavailable := func(t *testing.T, r *rig) {
 		t.Helper()
 		a := serve(t, r.in, request{body: deployed})
@@ -791,7 +735,7 @@ func TestIntakeRedisDown(t *testing.T) {
 			return
 		}
 		// miniredis: the same Redis stops, then comes back.
-		updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow)
+		updated := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow)
 		b.Mini.Close()
 		a := serve(t, r.in, request{body: updated})
 		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
@@ -825,7 +769,7 @@ func TestIntakeRedisFailsMidway(t *testing.T) {
 		}}
 		b.Client.AddHook(failing)
 		before := r.snapshot(t)
-		updated := withTimestamp(t, mustPayload(t, "instance.updated.json"), intakeNow)
+		updated := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow)
 		a := serve(t, r.in, request{body: updated})
 		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
 			t.Fatalf("with the write failing: %d %s, want 503 with Retry-After", a.status, a.raw)

@@ -1,11 +1,12 @@
 package webhook
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 const (
@@ -38,21 +39,6 @@ func mustParseEvent(t *testing.T, typ string, body []byte) Event {
 	return ev
 }
 
-// editJSON decodes body, lets edit change it, and encodes it again.
-func editJSON(t *testing.T, body []byte, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatalf("decode %s: %v", body, err)
-	}
-	edit(m)
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatalf("encode: %v", err)
-	}
-	return out
-}
-
 func TestParsePayloads(t *testing.T) {
 	instance := func(typ, ts string) Event {
 		return Event{Type: typ, Timestamp: utc(ts), InstanceID: exampleInstanceID, InstanceName: exampleName}
@@ -83,7 +69,7 @@ func TestParsePayloads(t *testing.T) {
 		},
 		"webhook.test.json": {Type: WebhookTest, Timestamp: utc("2026-11-20T09:00:00Z")},
 	}
-	payloads := examplePayloads(t)
+	payloads := examples.All()
 	for name := range want {
 		if _, ok := payloads[name]; !ok {
 			t.Errorf("payload %s is gone", name)
@@ -95,7 +81,7 @@ func TestParsePayloads(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expectation for payload %s: add one", name)
 			}
-			if w.Type != payloadType(name) {
+			if w.Type != examples.Type(name) {
 				t.Fatalf("expectation for %s has type %s", name, w.Type)
 			}
 			for _, header := range []string{w.Type, ""} {
@@ -119,7 +105,7 @@ func TestParseMicroseconds(t *testing.T) {
 }
 
 func TestParseEventType(t *testing.T) {
-	testBody := editJSON(t, mustPayload(t, "webhook.test.json"), func(m map[string]any) { delete(m, "event_type") })
+	testBody := examples.Edit(t, examples.Must(t, "webhook.test.json"), func(m map[string]any) { delete(m, "event_type") })
 	long := "x." + strings.Repeat("a", MaxTypeLength-2)
 	tests := []struct {
 		name   string
@@ -252,7 +238,7 @@ func TestParseTimestampMissing(t *testing.T) {
 }
 
 func TestParseUnknownKeysIgnored(t *testing.T) {
-	body := editJSON(t, mustPayload(t, "oauth2.token_refreshed.with-instance.json"), func(m map[string]any) {
+	body := examples.Edit(t, examples.Must(t, "oauth2.token_refreshed.with-instance.json"), func(m map[string]any) {
 		m["alert_monitor"] = map[string]any{"id": "has spaces {and braces}", "deep": []any{1, 2, map[string]any{"x": nil}}}
 		m["workflow"] = nil
 		m["schema_version"] = 3
@@ -384,7 +370,7 @@ func TestPrintableAndTruncate(t *testing.T) {
 
 func mustPayload(t *testing.T, name string) []byte {
 	t.Helper()
-	b, ok := examplePayloads(t)[name]
+	b, ok := examples.All()[name]
 	if !ok {
 		t.Fatalf("no payload %s", name)
 	}

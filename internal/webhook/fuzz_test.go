@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // FuzzParse feeds Parse arbitrary bodies and event headers, alone and
@@ -14,10 +16,10 @@ import (
 // panic, must refuse with ErrInvalid, and an event it accepts must be one
 // the rest of the daemon can store.
 func FuzzParse(f *testing.F) {
-	payloads := examplePayloads(f)
+	payloads := examples.All()
 	for _, name := range slices.Sorted(maps.Keys(payloads)) {
 		body := payloads[name]
-		f.Add(payloadType(name), body, "")
+		f.Add(examples.Type(name), body, "")
 		f.Add("", body, "")
 	}
 	for _, seed := range []struct{ header, body string }{

@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // hmacHex is the openssl-equivalent computation, written out here rather
@@ -32,7 +32,7 @@ func TestSignRFC4231(t *testing.T) {
 func TestVerifyPayloads(t *testing.T) {
 	const secret = "whsec_0123456789abcdef"
 	v := NewVerifier(secret)
-	for name, body := range examplePayloads(t) {
+	for name, body := range examples.All() {
 		t.Run(name, func(t *testing.T) {
 			sig := SignatureValue(secret, body)
 			if want := "sha256=" + hmacHex(secret, body); sig != want {
@@ -59,7 +59,7 @@ func TestVerifyOpenSSL(t *testing.T) {
 		t.Skip("openssl not installed")
 	}
 	const secret = "s3cr3t with spaces"
-	for name, body := range examplePayloads(t) {
+	for name, body := range examples.All() {
 		cmd := exec.Command(openssl, "dgst", "-sha256", "-hmac", secret, "-hex")
 		cmd.Stdin = bytes.NewReader(body)
 		out, err := cmd.Output()
@@ -79,10 +79,7 @@ func TestVerifyOpenSSL(t *testing.T) {
 
 func TestVerifyRejects(t *testing.T) {
 	const secret = "right"
-	body, err := os.ReadFile(filepath.Join(payloadDir, "instance.deployed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := examples.Must(t, "instance.deployed.json")
 	digest := hmacHex(secret, body)
 	tampered := bytes.Replace(body, []byte("instance.deployed"), []byte("instance.deleted!"), 1)
 	tests := []struct {
