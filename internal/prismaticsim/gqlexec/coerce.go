@@ -107,15 +107,7 @@ func (x *execution) coerceLiteral(v *ast.Value, typ *ast.Type) (any, error) {
 			}
 			return []any{item}, nil
 		}
-		out := make([]any, 0, len(v.Children))
-		for i, c := range v.Children {
-			item, err := x.coerceLiteral(c.Value, typ.Elem)
-			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
-			}
-			out = append(out, item)
-		}
-		return out, nil
+		return coerceList(len(v.Children), func(i int) (any, error) { return x.coerceLiteral(v.Children[i].Value, typ.Elem) })
 	}
 	def := x.e.schema.Types[typ.NamedType]
 	if def == nil {
@@ -179,6 +171,20 @@ func (x *execution) coerceLiteral(v *ast.Value, typ *ast.Type) (any, error) {
 	return nil, fmt.Errorf("type %s is not an input type", def.Name)
 }
 
+// coerceList coerces the n items of a list, item(i) giving the i-th, and
+// names the item that failed.
+func coerceList(n int, item func(i int) (any, error)) ([]any, error) {
+	out := make([]any, 0, n)
+	for i := range n {
+		v, err := item(i)
+		if err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // coerceInput turns a variable's value (already checked by gqlparser's
 // VariableValues, but still in its JSON-decoded form) into a Go value of typ,
 // the type of the place where the variable is used.
@@ -195,15 +201,7 @@ func (x *execution) coerceInput(val any, typ *ast.Type) (any, error) {
 			}
 			return []any{item}, nil
 		}
-		out := make([]any, 0, rv.Len())
-		for i := range rv.Len() {
-			item, err := x.coerceInput(rv.Index(i).Interface(), typ.Elem)
-			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
-			}
-			out = append(out, item)
-		}
-		return out, nil
+		return coerceList(rv.Len(), func(i int) (any, error) { return x.coerceInput(rv.Index(i).Interface(), typ.Elem) })
 	}
 	def := x.e.schema.Types[typ.NamedType]
 	if def == nil {
