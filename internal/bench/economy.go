@@ -104,11 +104,9 @@ func (e *Env) Economy(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	fill, _, err := e.Fill(ctx, sim, 10000, 64)
-	if err != nil {
+	if err := e.Prefill(ctx, sim); err != nil {
 		return rep, err
 	}
-	fill.Close()
 	res, err := e.storm(ctx, sim, plans, economyRate)
 	if err != nil {
 		return rep, err

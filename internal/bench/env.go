@@ -97,6 +97,24 @@ func (e *Env) Fill(ctx context.Context, sim *Sim, rate float64, workers int) (*D
 	return d, took, nil
 }
 
+// Prefill settings: a fill as fast as this machine allows.
+const (
+	prefillRate    = 10000
+	prefillWorkers = 64
+)
+
+// Prefill caches every instance of sim with a daemon of its own, run at
+// the prefill rate and closed once the work set is empty, so that a
+// scenario starts its own daemon on a full Redis.
+func (e *Env) Prefill(ctx context.Context, sim *Sim) error {
+	d, _, err := e.Fill(ctx, sim, prefillRate, prefillWorkers)
+	if err != nil {
+		return err
+	}
+	d.Close()
+	return nil
+}
+
 // WaitIdle waits until a complete sync is recorded and the work set has
 // nothing queued or in flight.
 func (e *Env) WaitIdle(ctx context.Context, d *Daemon, limit time.Duration) error {

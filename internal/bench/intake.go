@@ -93,11 +93,9 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer sim.Close()
-	fill, _, err := e.Fill(ctx, sim, 10000, 64)
-	if err != nil {
+	if err := e.Prefill(ctx, sim); err != nil {
 		return rep, err
 	}
-	fill.Close()
 	d, err := e.Daemon(ctx, sim, intakeRate, intakeWorkers)
 	if err != nil {
 		return rep, err

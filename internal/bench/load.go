@@ -259,8 +259,13 @@ func (t *tally) add(c counts) {
 // IsDuplicate reports whether an answer's body says its webhook was a
 // duplicate: `"status":"duplicate"`, written compactly or indented.
 func IsDuplicate(body []byte) bool {
-	return bytes.Contains(body, []byte(`"status":"duplicate"`)) || bytes.Contains(body, []byte(`"status": "duplicate"`))
+	return bytes.Contains(body, duplicateCompact) || bytes.Contains(body, duplicateIndented)
 }
+
+var (
+	duplicateCompact  = []byte(`"status":"duplicate"`)
+	duplicateIndented = []byte(`"status": "duplicate"`)
+)
 
 // ClosedLoop runs conc connections, each sending its next request as soon as
 // the previous one is answered, for warm-up plus d; only requests begun

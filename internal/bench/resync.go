@@ -50,11 +50,9 @@ func (e *Env) Resync(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer sim.Close()
-	fill, _, err := e.Fill(ctx, sim, 10000, 64)
-	if err != nil {
+	if err := e.Prefill(ctx, sim); err != nil {
 		return rep, err
 	}
-	fill.Close()
 	ids := sim.CustomerInstances()
 	want := make(map[string]int, len(ids))
 	for _, in := range ids {
