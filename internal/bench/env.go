@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/refresh"
 )
 
 // Env is what every scenario shares: the work directory, the daemon's
@@ -120,23 +121,29 @@ func (e *Env) Prefill(ctx context.Context, sim *Sim) error {
 func (e *Env) WaitIdle(ctx context.Context, d *Daemon, limit time.Duration) error {
 	k := e.Keys()
 	rdb := e.Redis.Client
+	shards, _, err := refresh.RecordedShards(ctx, rdb, k, 0)
+	if err != nil {
+		return err
+	}
+	ws := refresh.NewWorkSet(rdb, k, refresh.WorkSetOptions{Shards: shards})
 	deadline := time.Now().Add(limit)
 	for {
-		pipe := rdb.Pipeline()
-		synced := pipe.HExists(ctx, k.SyncMarker(), "at")
-		due := pipe.ZCard(ctx, k.WorkDue())
-		leased := pipe.ZCard(ctx, k.WorkLeases())
-		if _, err := pipe.Exec(ctx); err != nil {
+		synced, err := rdb.HExists(ctx, k.SyncMarker(), "at").Result()
+		if err != nil {
 			return err
 		}
-		if synced.Val() && due.Val() == 0 && leased.Val() == 0 {
+		s, err := ws.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		if synced && s.Queued == 0 && s.Leased == 0 {
 			return nil
 		}
 		if d != nil && d.Exited() {
 			return fmt.Errorf("the daemon exited:\n%s", d.Tail(20))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("work set not empty after %s (synced %v, due %d, leased %d)", limit, synced.Val(), due.Val(), leased.Val())
+			return fmt.Errorf("work set not empty after %s (synced %v, queued %d, leased %d)", limit, synced, s.Queued, s.Leased)
 		}
 		select {
 		case <-ctx.Done():

@@ -209,13 +209,16 @@ func testWorkSetRetryBacksOffAndCountsAttempts(t *testing.T, b redistest.Backend
 		_ = ws.Add(ctx, c.Now().Add(30*time.Second), "a")
 		c.Advance(31 * time.Second)
 	}
+	if s, _ := ws.Stats(ctx); s.Failing != 1 {
+		t.Fatalf("stats %+v: want the id counted as failing", s)
+	}
 	cl := mustClaim(t, ws, 1, "w")
-	if err := ws.GiveUp(ctx, cl[0]); err != nil {
+	if err := ws.Drop(ctx, cl[0]); err != nil {
 		t.Fatal(err)
 	}
 	_ = ws.Add(ctx, time.Time{}, "a")
 	if cl := mustClaim(t, ws, 1, "w"); len(cl) != 1 || cl[0].Attempts != 0 {
-		t.Fatalf("after giving up, attempts were not reset: %+v", cl)
+		t.Fatalf("after a drop, attempts were not reset: %+v", cl)
 	}
 }
 
