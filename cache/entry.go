@@ -20,6 +20,10 @@ const (
 	FieldFetchedAt       = "fetched_at"
 	FieldRev             = "rev"
 	FieldLastError       = "last_error"
+	// FieldPriorStaleReason: while stale_reason is fetch_failed, why the
+	// entry was stale before its fetches began to fail; absent when it was
+	// fresh.
+	FieldPriorStaleReason = "prior_stale_reason"
 
 	fieldUpdatedEventAt = "_updated_event_at"
 	fieldEnabledEventAt = "_enabled_event_at"
@@ -34,8 +38,9 @@ const (
 	// not show the deployed values; the entry keeps the last deployed config it
 	// had (or, if it had none, the stored config).
 	StaleNeedsDeploy = "needs_deploy"
-	// StaleFetchFailed: fetching the instance failed past the retry limit; the
-	// entry keeps its data and last_error says why.
+	// StaleFetchFailed: fetching the instance keeps failing; the entry keeps
+	// its data, last_error says why, prior_stale_reason says why it was
+	// stale before (if it was), and the daemon keeps retrying.
 	StaleFetchFailed = "fetch_failed"
 	// StaleUndeployed: the instance was first fetched while it had undeployed
 	// changes (after a flush, say), when the API cannot show the deployed
@@ -111,6 +116,9 @@ type Entry struct {
 	FetchedAt       time.Time
 	Rev             int64
 	LastError       string
+	// PriorStaleReason is, while StaleReason is fetch_failed, the reason
+	// the entry was stale before its fetches began to fail ("" if fresh).
+	PriorStaleReason string
 
 	// Ordering bookkeeping (fields starting with "_"): the event timestamps
 	// of the newest instance.updated and instance.enabled/disabled applied.
@@ -135,6 +143,7 @@ func ParseEntry(h map[string]string) (Entry, error) {
 	e.Enabled = h[FieldEnabled] == "1"
 	e.StaleReason = h[FieldStaleReason]
 	e.LastError = h[FieldLastError]
+	e.PriorStaleReason = h[FieldPriorStaleReason]
 	if s := h[FieldRev]; s != "" {
 		if e.Rev, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return Entry{}, fmt.Errorf("field %s: %w", FieldRev, err)
@@ -197,6 +206,7 @@ func (e Entry) fields(withDoc bool) (set map[string]string, del []string, err er
 	put(FieldStaleSince, timeField(e.StaleSince))
 	put(FieldStaleReason, e.StaleReason)
 	put(FieldLastError, e.LastError)
+	put(FieldPriorStaleReason, e.PriorStaleReason)
 	set[FieldDeployedVersion] = strconv.Itoa(e.DeployedVersion)
 	switch {
 	case !withDoc:

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,7 +134,7 @@ return {0, tomb, redis.call('HSTRLEN', KEYS[1], 'doc'), redis.call('HMGET', KEYS
 // metaFields are the fields of an entry other than its document, in the
 // order a "meta" load asks for them.
 var metaFields = []any{"meta", FieldStale, FieldStaleSince, FieldStaleReason, FieldEnabled, FieldDeployedVersion,
-	FieldLastDeployedAt, FieldFetchedAt, FieldRev, FieldLastError, fieldUpdatedEventAt, fieldEnabledEventAt}
+	FieldLastDeployedAt, FieldFetchedAt, FieldRev, FieldLastError, FieldPriorStaleReason, fieldUpdatedEventAt, fieldEnabledEventAt}
 
 // load reads an entry and its tombstone, and with a digest the dedup mark
 // of that webhook body, in one round trip; when the mark exists the state is
@@ -571,20 +572,36 @@ func (s *Store) Synced(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
+// SyncState is what the sync marker says: when the last complete reconcile
+// pass ended and when it began; both zero when none is recorded (never, or
+// Redis was flushed or replaced since).
+type SyncState struct {
+	At, Began time.Time
+}
+
 // SyncedAt returns when the last complete sync was recorded (zero if never).
 func (s *Store) SyncedAt(ctx context.Context) (time.Time, error) {
-	v, err := s.rdb.HGet(ctx, s.keys.SyncMarker(), "at").Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, nil
-	}
+	st, err := s.SyncState(ctx)
+	return st.At, err
+}
+
+// SyncState reads the sync marker.
+func (s *Store) SyncState(ctx context.Context) (SyncState, error) {
+	vals, err := s.rdb.HMGet(ctx, s.keys.SyncMarker(), "at", "began").Result()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read sync marker: %w", err)
+		return SyncState{}, fmt.Errorf("read sync marker: %w", err)
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read sync marker: %w", err)
+	var st SyncState
+	for i, dst := range []*time.Time{&st.At, &st.Began} {
+		v, _ := vals[i].(string)
+		if v == "" {
+			continue
+		}
+		if *dst, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return SyncState{}, fmt.Errorf("read sync marker: %w", err)
+		}
 	}
-	return t, nil
+	return st, nil
 }
 
 // BeginSync records that a sync pass with this token started.
@@ -595,18 +612,19 @@ func (s *Store) BeginSync(ctx context.Context, token string) error {
 	return nil
 }
 
-var finishSyncScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'pass') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'pass')
-return 1
-`)
+var (
+	//go:embed lua/finish_sync.lua
+	finishSyncSrc    string
+	finishSyncScript = redis.NewScript(finishSyncSrc)
+)
 
-// FinishSync records a complete sync at at, unless the pass that began with
-// token was lost on the way — Redis flushed or replaced mid-pass, or another
-// pass began since — in which case it reports false and writes nothing.
-func (s *Store) FinishSync(ctx context.Context, token string, at time.Time) (bool, error) {
-	n, err := finishSyncScript.Run(ctx, s.rdb, []string{s.keys.SyncMarker()}, token, at.UTC().Format(time.RFC3339Nano)).Int()
+// FinishSync records a complete sync that began at began and ended at at,
+// unless the pass that began with token was lost on the way — Redis flushed
+// or replaced mid-pass, or another pass began since — in which case it
+// reports false and writes nothing.
+func (s *Store) FinishSync(ctx context.Context, token string, began, at time.Time) (bool, error) {
+	n, err := finishSyncScript.Run(ctx, s.rdb, []string{s.keys.SyncMarker()}, token,
+		at.UTC().Format(time.RFC3339Nano), began.UTC().Format(time.RFC3339Nano)).Int()
 	if err != nil {
 		return false, fmt.Errorf("write sync marker: %w", err)
 	}

@@ -219,10 +219,10 @@ func TestStoreSyncMarker(t *testing.T) {
 		if err := s.BeginSync(ctx, "pass-2"); err != nil { // another pass took over
 			t.Fatal(err)
 		}
-		if done, err := s.FinishSync(ctx, "pass-1", time.Now()); err != nil || done {
+		if done, err := s.FinishSync(ctx, "pass-1", time.Now(), time.Now()); err != nil || done {
 			t.Fatalf("a superseded pass finished: %v, %v", done, err)
 		}
-		if done, err := s.FinishSync(ctx, "pass-2", time.Now()); err != nil || !done {
+		if done, err := s.FinishSync(ctx, "pass-2", time.Now(), time.Now()); err != nil || !done {
 			t.Fatalf("FinishSync = %v, %v", done, err)
 		}
 		if ok, _ := s.Synced(ctx); !ok {
@@ -233,7 +233,7 @@ func TestStoreSyncMarker(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.Client.Del(ctx, s.Keys().SyncMarker())
-		if done, _ := s.FinishSync(ctx, "pass-3", time.Now()); done {
+		if done, _ := s.FinishSync(ctx, "pass-3", time.Now(), time.Now()); done {
 			t.Fatal("a pass interrupted by a flush recorded a sync")
 		}
 		if ok, _ := s.Synced(ctx); ok {

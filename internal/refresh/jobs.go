@@ -112,7 +112,7 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 	switch {
 	case p.resolver == nil || (!isConn && !isCust):
 		p.log.Warn("unknown job in the work set; dropped", "job", c.ID)
-		_ = p.ws.GiveUp(context.WithoutCancel(ctx), c)
+		_ = p.ws.Drop(context.WithoutCancel(ctx), c)
 		return
 	case isConn:
 		what = "connection " + connID

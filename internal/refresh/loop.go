@@ -2,14 +2,13 @@ package refresh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	mrand "math/rand/v2"
+	"math/rand/v2"
+	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/prismcache/prismcache/internal/lease"
+	"github.com/prismcache/prismcache/internal/retry"
 )
 
 // Defaults of LoopOptions.
@@ -19,10 +18,28 @@ const (
 	DefaultReconcileLease = 30 * time.Second
 )
 
+// repairMargin absorbs clock differences between replicas when a pass's
+// start (another replica's clock) is compared with when this one owed a
+// repair.
+const repairMargin = time.Second
+
+// Reasons a repair pass is owed.
+const (
+	RepairRefused   = "webhooks_refused" // webhooks were answered 5xx
+	RepairRedisLost = "redis_lost"       // Redis stopped answering
+)
+
+// lock is the reconcile lease: one pass at a time among all replicas.
+func (r *Reconciler) lock(ttl time.Duration) lease.Lock {
+	if ttl <= 0 {
+		ttl = DefaultReconcileLease
+	}
+	return lease.NewLock(r.Store.Client(), r.Store.Keys().ReconcileLease(), ttl)
+}
+
 // Busy reports whether a reconcile pass holds the lease now.
 func (r *Reconciler) Busy(ctx context.Context) (bool, error) {
-	n, err := r.Store.Client().Exists(ctx, r.Store.Keys().ReconcileLease()).Result()
-	return n > 0, err
+	return r.lock(0).Held(ctx)
 }
 
 // LoopOptions configure Reconciler.Run; zero values mean the defaults.
@@ -32,27 +49,95 @@ type LoopOptions struct {
 	Interval time.Duration
 	// MarkerCheck is how often the sync marker is checked: a missing marker
 	// (Redis flushed, failed over to an empty replica, replaced) starts a
-	// full pass at once.
+	// full pass at once. The check is also how the loop learns that Redis
+	// answers again after an outage.
 	MarkerCheck time.Duration
 	// Lease is how long the reconcile lease lasts without renewal; it is
 	// renewed while a pass runs, so one replica reconciles at a time.
 	Lease time.Duration
-	// OnPass, when set, is told of every pass this replica ran.
-	OnPass func(Report, error)
+	// OnPass, when set, is told of every pass this replica ran, and of the
+	// repair it made, if the pass was one ("" otherwise).
+	OnPass func(rep Report, err error, repair string)
+	// OnRedis, when set, is told whether each check of the sync marker
+	// reached Redis.
+	OnRedis func(err error)
 }
 
-func newToken() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// Repair is a reconcile pass owed because events may have been lost.
+type Repair struct {
+	// Reason is RepairRefused or RepairRedisLost (the latest one owed).
+	Reason string
+	// Since is when it was last owed: a pass that began after it pays it.
+	Since time.Time
+	// Running is true while this replica runs the pass that pays it.
+	Running bool
+}
+
+// repairs tracks the repair this replica owes. Safe for concurrent use.
+type repairs struct {
+	mu      sync.Mutex
+	owed    *Repair
+	wake    chan struct{}
+	running bool
+}
+
+// Owe records that events may have been lost at now — this replica refused
+// webhooks through its own fault, or lost Redis — so a reconcile pass must
+// run as soon as Redis answers, rather than at the next periodic one. Only
+// a pass that begins after now pays it.
+func (r *Reconciler) Owe(reason string, now time.Time) {
+	r.rep.mu.Lock()
+	if r.rep.owed == nil || now.After(r.rep.owed.Since) {
+		r.rep.owed = &Repair{Reason: reason, Since: now}
+	}
+	wake := r.rep.wake
+	r.rep.mu.Unlock()
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Owed returns the repair this replica owes, nil when none.
+func (r *Reconciler) Owed() *Repair {
+	r.rep.mu.Lock()
+	defer r.rep.mu.Unlock()
+	if r.rep.owed == nil {
+		return nil
+	}
+	o := *r.rep.owed
+	o.Running = r.rep.running
+	return &o
+}
+
+// paidBy clears the owed repair if a pass that began at began pays it, and
+// returns the reason it paid ("" when none).
+func (r *Reconciler) paidBy(began time.Time) string {
+	r.rep.mu.Lock()
+	defer r.rep.mu.Unlock()
+	if r.rep.owed == nil || began.IsZero() || !began.After(r.rep.owed.Since.Add(repairMargin)) {
+		return ""
+	}
+	reason := r.rep.owed.Reason
+	r.rep.owed = nil
+	return reason
+}
+
+func (r *Reconciler) setRepairing(on bool) {
+	r.rep.mu.Lock()
+	r.rep.running = on
+	r.rep.mu.Unlock()
 }
 
 // Run reconciles until ctx ends: a pass at once when the sync marker is
 // missing, then whenever Interval (with this replica's jitter) has passed
 // since the last complete pass of ANY replica — the time is read from the
 // marker in Redis, so N replicas make one pass per interval, not N — and
-// again whenever the marker disappears. Only the replica holding the
-// reconcile lease runs a pass.
+// again whenever the marker disappears, and as soon as Redis answers when a
+// repair is owed (Owe). Only the replica holding the reconcile lease runs a
+// pass.
 func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultResyncInterval
@@ -60,123 +145,118 @@ func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 	if opts.MarkerCheck <= 0 {
 		opts.MarkerCheck = DefaultMarkerCheck
 	}
-	if opts.Lease <= 0 {
-		opts.Lease = DefaultReconcileLease
-	}
+	wake := make(chan struct{}, 1)
+	r.rep.mu.Lock()
+	r.rep.wake = wake
+	r.rep.mu.Unlock()
+	lock := r.lock(opts.Lease)
 	every := jitter(opts.Interval)
-	var lastSync time.Time
+	var last time.Time
 	var retryAt time.Time
-	retry := time.Second
+	backoff := retry.Backoff{Policy: retry.Policy{Base: time.Second, Cap: 6 * opts.MarkerCheck}}
 	for {
-		at, err := r.Store.SyncedAt(ctx)
+		st, err := r.Store.SyncState(ctx)
+		if opts.OnRedis != nil && ctx.Err() == nil {
+			opts.OnRedis(err)
+		}
 		if err != nil && ctx.Err() == nil {
 			r.log().Warn("reconcile: read the sync marker", "err", err)
+			r.Owe(RepairRedisLost, r.now())
 		}
-		if !at.Equal(lastSync) {
-			lastSync, every = at, jitter(opts.Interval) // a pass completed somewhere
+		if !st.At.Equal(last) {
+			last, every = st.At, jitter(opts.Interval) // a pass completed somewhere
+		}
+		if err == nil {
+			if reason := r.paidBy(st.Began); reason != "" {
+				r.log().Info("reconcile: the repair owed is paid by a pass of another replica", "reason", reason, "began", st.Began)
+			}
 		}
 		now := r.now()
-		due := err == nil && (at.IsZero() || !now.Before(at.Add(every))) && !now.Before(retryAt)
+		owed := r.Owed()
+		periodic := st.At.IsZero() || !now.Before(st.At.Add(every))
+		due := err == nil && (periodic || owed != nil) && !now.Before(retryAt)
 		if due {
 			// Another replica may finish a pass between the marker's read
 			// and taking the lease: with the lease held, the marker must
-			// still be the one read, or that pass was this interval's.
-			seen := at
-			ran, rep, perr := r.runExclusive(ctx, opts.Lease, func(ctx context.Context) bool {
-				now, err := r.Store.SyncedAt(ctx)
-				return err == nil && now.Equal(seen)
-			})
-			switch {
-			case !ran:
-				// Another replica holds the lease; look again soon.
-			case perr != nil:
-				r.log().Warn("reconcile pass failed; retrying", "err", perr, "retry_in", retry)
-				retryAt, retry = r.now().Add(retry), min(2*retry, opts.MarkerCheck*6)
-			default:
-				retry, retryAt = time.Second, time.Time{}
+			// still be the one read, or that pass was this interval's (and
+			// began after the repair was owed, if one was).
+			seen := st
+			var rep Report
+			var perr error
+			repairing := owed != nil
+			if repairing {
+				r.setRepairing(true)
 			}
-			if ran && opts.OnPass != nil {
-				opts.OnPass(rep, perr)
+			began := r.now()
+			ran, lerr := lock.Do(ctx, func(ctx context.Context) error {
+				if cur, err := r.Store.SyncState(ctx); err != nil || !cur.At.Equal(seen.At) {
+					return errSkipped
+				}
+				began = r.now()
+				rep, perr = r.RunOnce(ctx)
+				return perr
+			})
+			if repairing {
+				r.setRepairing(false)
+			}
+			skipped := errors.Is(lerr, errSkipped)
+			switch {
+			case !ran || skipped:
+				// Another replica holds the lease, or finished a pass
+				// meanwhile; look again soon.
+			case lerr != nil:
+				if perr == nil {
+					perr = lerr // the lease was lost mid-pass
+				}
+				wait := backoff.Next(0)
+				r.log().Warn("reconcile pass failed; retrying", "err", perr, "retry_in", wait)
+				retryAt = r.now().Add(wait)
+			default:
+				backoff.Reset()
+				retryAt = time.Time{}
+			}
+			if ran && !skipped {
+				repair := ""
+				if perr == nil {
+					repair = r.paidBy(began)
+				}
+				if opts.OnPass != nil {
+					opts.OnPass(rep, perr, repair)
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
 		case <-time.After(opts.MarkerCheck):
 		}
 	}
 }
+
+// errSkipped: the pass was not run, a pass of another replica having
+// completed between the marker's read and the lease.
+var errSkipped = errors.New("reconcile pass skipped")
 
 func jitter(d time.Duration) time.Duration {
 	spread := int64(d / 10)
 	if spread <= 0 {
 		return d
 	}
-	return d - time.Duration(spread) + time.Duration(mrand.Int64N(2*spread+1))
+	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
 }
-
-var (
-	renewLeaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`)
-	releaseLeaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])`)
-)
-
-// errLeaseLost cancels a pass whose lease could not be renewed.
-var errLeaseLost = errors.New("reconcile lease lost")
 
 // RunExclusive runs one pass if no other pass holds the reconcile lease
 // (ran is false when one does). The lease is renewed while the pass runs,
 // and the pass is cancelled if it is lost.
-func (r *Reconciler) RunExclusive(ctx context.Context, lease time.Duration) (ran bool, rep Report, err error) {
-	return r.runExclusive(ctx, lease, nil)
-}
-
-// runExclusive is RunExclusive; with still set, the pass runs only if still
-// reports true once the lease is held (ran is false otherwise).
-func (r *Reconciler) runExclusive(ctx context.Context, lease time.Duration, still func(context.Context) bool) (ran bool, rep Report, err error) {
-	if lease <= 0 {
-		lease = DefaultReconcileLease
+func (r *Reconciler) RunExclusive(ctx context.Context, ttl time.Duration) (ran bool, rep Report, err error) {
+	var perr error
+	ran, err = r.lock(ttl).Do(ctx, func(ctx context.Context) error {
+		rep, perr = r.RunOnce(ctx)
+		return perr
+	})
+	if perr != nil {
+		err = perr
 	}
-	rdb, key, token := r.Store.Client(), r.Store.Keys().ReconcileLease(), newToken()
-	ok, err := rdb.SetNX(ctx, key, token, lease).Result()
-	if err != nil {
-		return false, Report{}, fmt.Errorf("take the reconcile lease: %w", err)
-	}
-	if !ok {
-		return false, Report{}, nil
-	}
-	if still != nil && !still(ctx) {
-		_ = releaseLeaseScript.Run(context.WithoutCancel(ctx), rdb, []string{key}, token).Err()
-		return false, Report{}, nil
-	}
-	pctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n, err := renewLeaseScript.Run(pctx, rdb, []string{key}, token, lease.Milliseconds()).Int()
-				if err == nil && n == 0 {
-					cancel(errLeaseLost)
-					return
-				}
-			}
-		}
-	}()
-	rep, perr := r.RunOnce(pctx)
-	close(done)
-	if cause := context.Cause(pctx); errors.Is(cause, errLeaseLost) {
-		perr = errLeaseLost
-	}
-	_ = releaseLeaseScript.Run(context.WithoutCancel(ctx), rdb, []string{key}, token).Err()
-	return true, rep, perr
+	return ran, rep, err
 }

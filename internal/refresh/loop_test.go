@@ -38,7 +38,7 @@ func TestReplicasShareOneReconcileInterval(t *testing.T) {
 			go func() {
 				defer func() { done <- struct{}{} }()
 				r.Run(ctx, refresh.LoopOptions{Interval: time.Hour, MarkerCheck: 5 * time.Millisecond,
-					OnPass: func(_ refresh.Report, err error) {
+					OnPass: func(_ refresh.Report, err error, _ string) {
 						if err == nil {
 							passes.Add(1)
 						}
@@ -56,6 +56,66 @@ func TestReplicasShareOneReconcileInterval(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		if n := passes.Load(); n != 2 {
 			t.Fatalf("%d passes after one interval, want 2: each replica ran its own", n)
+		}
+		cancel()
+		<-done
+		<-done
+	})
+}
+
+// TestAnOwedRepairRunsAPassAtOnce: a replica that refused webhooks (or lost
+// Redis) owes a pass; it runs as soon as Redis answers, long before the
+// interval, on whichever replica takes the lease, and pays the debt of the
+// replica that owed it.
+func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		work := refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})
+		clk := newClock()
+		api := &emptyLister{}
+		var passes atomic.Int64
+		repairs := make(chan string, 4)
+		done := make(chan struct{}, 2)
+		var replicas []*refresh.Reconciler
+		for range 2 {
+			r := &refresh.Reconciler{API: api, Store: store, Work: work, Now: clk.Now}
+			replicas = append(replicas, r)
+			go func() {
+				defer func() { done <- struct{}{} }()
+				r.Run(ctx, refresh.LoopOptions{Interval: time.Hour, MarkerCheck: 5 * time.Millisecond,
+					OnPass: func(_ refresh.Report, err error, repair string) {
+						if err == nil {
+							passes.Add(1)
+						}
+						if repair != "" {
+							repairs <- repair
+						}
+					}})
+			}()
+		}
+		eventually(t, "the first pass", func() bool { return passes.Load() >= 1 })
+		owing := replicas[1]
+		owing.Owe(refresh.RepairRefused, clk.Now())
+		if o := owing.Owed(); o == nil || o.Reason != refresh.RepairRefused {
+			t.Fatalf("Owed = %+v, want the refusal", o)
+		}
+		clk.Advance(2 * time.Second) // well within the hour
+		eventually(t, "the repair pass", func() bool { return passes.Load() >= 2 })
+		eventually(t, "the debt to be paid", func() bool { return owing.Owed() == nil })
+		time.Sleep(100 * time.Millisecond)
+		if n := passes.Load(); n != 2 {
+			t.Fatalf("%d passes, want 2: one repair pays the debt", n)
+		}
+		// The pass that paid reported it, when it ran on the replica that
+		// owed; either way the debt is gone and no other pass was owed.
+		select {
+		case r := <-repairs:
+			if r != refresh.RepairRefused {
+				t.Fatalf("repair reason %q", r)
+			}
+		default:
 		}
 		cancel()
 		<-done

@@ -11,6 +11,7 @@ import (
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/retry"
 )
 
 // fakeAPI answers FetchInstance from a function, counting calls.
@@ -95,69 +96,194 @@ func TestPoolShutdownHandsBackWhatItHolds(t *testing.T) {
 	})
 }
 
-func TestPoolRetriesThenMarksTheEntryFailed(t *testing.T) {
+// fastRetry retries at once, so tests see many attempts quickly.
+var fastRetry = retry.Policy{Base: time.Millisecond, Cap: 5 * time.Millisecond}
+
+// TestPoolNeverGivesUpOnAcknowledgedWork: a fetch that keeps failing is
+// retried for as long as it fails; past FailedAfter the entry says
+// fetch_failed, keeps its data and the reason it was stale for before; the
+// first success makes it right again, with no reconciler involved.
+func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
 		var fail atomic.Bool
 		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
 			if fail.Load() {
-				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.RateLimited, Status: 429, Message: "slow down", RetryAfter: 20 * time.Millisecond}
+				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Transient, Status: 502, Message: "bad gateway"}
 			}
 			return instance(id, 3), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 3, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
 		eventually(t, "the first fetch to write", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.Doc != nil
 		})
+		// An instance.updated marked it stale; then the API goes down and a
+		// deploy's fetch is queued.
+		markStale(t, r.store, "inst-1")
 		fail.Store(true)
 		before := api.calls.Load()
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the entry to be marked failed", func() bool {
+		eventually(t, "the entry to say fetch_failed", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.StaleReason == cache.StaleFetchFailed
 		})
 		st, _ := r.store.Load(ctx, "inst-1")
-		if st.Entry.Doc == nil || st.Entry.Doc.DeployedVersion != 3 || st.Entry.LastError == "" {
-			t.Fatalf("a failed entry lost its data or its error: %+v", st.Entry)
+		if st.Entry.Doc == nil || st.Entry.Doc.DeployedVersion != 3 || st.Entry.LastError == "" || !st.Entry.Stale {
+			t.Fatalf("a failing entry lost its data or its error: %+v", st.Entry)
 		}
-		if n := api.calls.Load() - before; n != 3 {
-			t.Fatalf("%d attempts, want MaxAttempts = 3", n)
+		if st.Entry.PriorStaleReason != cache.StaleUpdated {
+			t.Fatalf("prior_stale_reason = %q, want %q: the reason it was stale for before must stay visible", st.Entry.PriorStaleReason, cache.StaleUpdated)
 		}
-		var retrying int
-		for _, res := range r.results() {
-			if res.Retrying {
-				retrying++
+		eventually(t, "retries well past FailedAfter", func() bool { return api.calls.Load()-before >= 10 })
+		if s, _ := r.ws.Stats(ctx); s.Queued+s.Leased != 1 || s.Failed != 1 {
+			t.Fatalf("work set %+v: the failing id must stay queued and count as failed", s)
+		}
+		for _, res := range r.results()[1:] {
+			if !res.Retrying || res.Dropped {
+				t.Fatalf("result %+v: every failure must be retried", res)
 			}
 		}
-		if retrying != 2 {
-			t.Fatalf("%d results said retrying, want 2", retrying)
-		}
-		// Given up: the id leaves the work set (the reconciler retries it later).
-		eventually(t, "the id to leave the work set", func() bool {
+		fail.Store(false)
+		eventually(t, "the entry to be fresh again", func() bool {
+			st, _ := r.store.Load(ctx, "inst-1")
+			return !st.Entry.Stale && st.Entry.LastError == "" && st.Entry.PriorStaleReason == ""
+		})
+		eventually(t, "the work set to empty", func() bool {
 			s, _ := r.ws.Stats(ctx)
-			return s.Queued == 0 && s.Leased == 0
+			return s.Queued == 0 && s.Leased == 0 && s.Failing == 0
 		})
 	})
 }
 
-func TestPoolDoesNotRetryPermanentErrors(t *testing.T) {
+// markStale marks an entry stale for an instance.updated, as the intake does.
+func markStale(t *testing.T, store *cache.Store, id string) {
+	t.Helper()
+	_, err := store.Update(context.Background(), id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+		e := st.Entry
+		e.Stale, e.StaleReason, e.StaleSince = true, cache.StaleUpdated, time.Now()
+		return &cache.Mutation{Kind: cache.ChangeStale, Entry: e, KeepDoc: true}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPoolBringsFailedWorkForwardWhenTheAPIAnswers: work that failed during
+// an outage waits out a long backoff; the first success afterwards (or a
+// probe's) brings all of it forward instead.
+func TestPoolBringsFailedWorkForwardWhenTheAPIAnswers(t *testing.T) {
+	for _, how := range []string{"a fetch succeeds", "a probe succeeds"} {
+		t.Run(how, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+				ctx := context.Background()
+				var down atomic.Bool
+				down.Store(true)
+				api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+					if down.Load() {
+						return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Transient, Message: "connection refused"}
+					}
+					return instance(id, 4), nil
+				}}
+				// A backoff of an hour: only bringing the work forward can
+				// make these converge within the test's deadline.
+				r := startPool(t, b, api, refresh.PoolOptions{Workers: 2, Retry: retry.Policy{Base: time.Hour, Cap: time.Hour}, PollInterval: 10 * time.Millisecond})
+				defer r.pool.Close(ctx)
+				waiting := []string{"w-1", "w-2", "w-3", "w-4", "w-5"}
+				_ = r.ws.Add(ctx, time.Time{}, waiting...)
+				eventually(t, "every id to fail once", func() bool {
+					s, _ := r.ws.Stats(ctx)
+					return s.Failing == int64(len(waiting)) && s.Leased == 0 && s.Due == 0
+				})
+				down.Store(false)
+				if how == "a fetch succeeds" {
+					_ = r.ws.Add(ctx, time.Time{}, "newcomer")
+				} else {
+					r.pool.APIRecovered()
+				}
+				for _, id := range waiting {
+					eventually(t, id+" to be fetched", func() bool {
+						st, _ := r.store.Load(ctx, id)
+						return st.Entry.Doc != nil && st.Entry.DeployedVersion == 4
+					})
+				}
+			})
+		})
+	}
+}
+
+// TestPoolRetriesRefusedCredentials: a refused token is loud but retried on
+// the capped backoff — tokens get fixed — and never dropped.
+func TestPoolRetriesRefusedCredentials(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		api := &fakeAPI{fetch: func(context.Context, string, int64) (*graphql.Instance, error) {
-			return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Forbidden, Status: 403, Message: "permission denied"}
+		var refuse atomic.Bool
+		refuse.Store(true)
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			if refuse.Load() {
+				return nil, &graphql.Error{Op: "GetInstance", Kind: graphql.Forbidden, Status: 403, Message: "permission denied"}
+			}
+			return instance(id, 1), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 5, BackoffBase: time.Millisecond})
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 2, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "a result", func() bool { return len(r.results()) > 0 })
-		if n := api.calls.Load(); n != 1 {
-			t.Fatalf("a permission error was tried %d times", n)
+		eventually(t, "several attempts", func() bool { return api.calls.Load() >= 4 })
+		for _, res := range r.results() {
+			if !res.Retrying || res.Error == "" {
+				t.Fatalf("result %+v: a refused token must be retried", res)
+			}
 		}
-		if res := r.results()[0]; res.Retrying || res.Error == "" {
-			t.Fatalf("result %+v: want a final error", res)
+		refuse.Store(false)
+		eventually(t, "the instance to be cached once the token works", func() bool {
+			st, _ := r.store.Load(ctx, "inst-1")
+			return st.Entry.Doc != nil
+		})
+	})
+}
+
+// TestPoolDropsOnlyMootWork: failing work is dropped only when it became
+// moot — the instance was deleted meanwhile, or the API says it does not
+// exist and nothing of it is cached — never because an error looked
+// permanent.
+func TestPoolDropsOnlyMootWork(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		api := &fakeAPI{fetch: func(_ context.Context, id string, _ int64) (*graphql.Instance, error) {
+			kind := graphql.NotFound
+			if id == "deleted" {
+				kind = graphql.Transient
+			}
+			return nil, &graphql.Error{Op: "GetInstance", Kind: kind, Message: "nope"}
+		}}
+		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		e := cache.Entry{Doc: &cache.Doc{ID: "deleted", DeployedVersion: 1}, DeployedVersion: 1}
+		if _, err := store.Apply(ctx, "deleted", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Apply(ctx, "deleted", cache.Entry{Rev: 1, Doc: e.Doc}, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 3, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
+		defer r.pool.Close(ctx)
+		_ = r.ws.Add(ctx, time.Time{}, "never-cached", "deleted")
+		eventually(t, "both to be dropped", func() bool {
+			s, _ := r.ws.Stats(ctx)
+			return s.Queued == 0 && s.Leased == 0
+		})
+		dropped := map[string]int{}
+		for _, res := range r.results() {
+			if res.Dropped {
+				dropped[res.ID]++
+			}
+		}
+		if dropped["never-cached"] != 1 || dropped["deleted"] != 1 {
+			t.Fatalf("dropped %v, want each once", dropped)
+		}
+		if n := api.calls.Load(); n != 6 {
+			t.Fatalf("%d fetches, want 3 each (FailedAfter) before the work is found moot", n)
 		}
 	})
 }
@@ -178,7 +304,7 @@ func TestPoolDeletesOnlyWhenTheInstanceIsNull(t *testing.T) {
 			}
 			return instance(id, 2), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 1})
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 1, Retry: fastRetry})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
 		eventually(t, "the entry", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Exists })
@@ -316,7 +442,7 @@ func TestConnectionJobIsNeverDropped(t *testing.T) {
 			fetched.Add(1)
 			return instance(id, 2), nil
 		}}
-		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 2, Retry: fastRetry,
 			PollInterval: 5 * time.Millisecond, Resolver: failingResolver{fails: fails, ids: []string{"inst-1"}}})
 		defer r.pool.Close(ctx)
 		if err := r.ws.Add(ctx, time.Time{}, refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")); err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/lease"
+	"github.com/prismcache/prismcache/internal/retry"
 )
 
 // InstanceLister pages through every instance; *graphql.Client satisfies
@@ -37,6 +39,8 @@ type Reconciler struct {
 	Progress func(Report)
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+
+	rep repairs
 }
 
 // ErrPassLost: Redis lost the pass's marker mid-pass (flushed or replaced,
@@ -104,7 +108,7 @@ func (r *Reconciler) log() *slog.Logger {
 func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	start := r.now()
 	var rep Report
-	token := newToken()
+	token := lease.Token()
 	if err := r.Store.BeginSync(ctx, token); err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
@@ -145,7 +149,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	done, err := r.Store.FinishSync(ctx, token, r.now())
+	done, err := r.Store.FinishSync(ctx, token, start, r.now())
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
@@ -160,23 +164,24 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 // pageAttempts is how often one page is asked for before the pass fails.
 const pageAttempts = 6
 
+// pageRetry spaces the attempts at one page.
+var pageRetry = retry.Policy{Base: 500 * time.Millisecond, Cap: 30 * time.Second}
+
 // listPage asks for one page, retrying transient failures with backoff (and
 // the wait a 429 asks for), so one failed request does not void a pass.
 func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListPage, error) {
-	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		page, err := r.API.ListInstances(ctx, cursor)
 		if err == nil || !graphql.Retryable(err) || attempt == pageAttempts {
 			return page, err
 		}
-		wait := max(delay, graphql.RetryAfter(err))
+		wait := pageRetry.Delay(attempt, graphql.RetryAfter(err))
 		r.log().Debug("reconcile: page failed; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return page, ctx.Err()
 		case <-time.After(wait):
 		}
-		delay = min(2*delay, 30*time.Second)
 	}
 }
 

@@ -30,6 +30,12 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Retrying is true when the id is queued again after this failure.
 	Retrying bool `json:"retrying,omitempty"`
+	// Dropped is true when the failed work was moot and is not retried:
+	// the instance was deleted meanwhile, or the API says it does not exist
+	// and nothing of it is cached.
+	Dropped bool `json:"dropped,omitempty"`
+	// Attempts counts the failed runs of the id so far, this one included.
+	Attempts int `json:"attempts,omitempty"`
 	// Started is when the run began (the worker's clock).
 	Started time.Time `json:"started"`
 	// Claimed is when the run's claim was taken, by Redis's clock, so a

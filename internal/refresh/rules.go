@@ -39,7 +39,7 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 	if st.Tombstoned {
 		return nil, SkipDeleted
 	}
-	cur := st.Entry
+	cur := beforeFailure(st.Entry)
 	if doc == nil {
 		if !st.Exists {
 			return nil, SkipNotFound
@@ -119,17 +119,43 @@ func mergeLive(cached, fetched *cache.Doc) *cache.Doc {
 	return &d
 }
 
-// DecideFailure decides what a fetch that failed for the last time does: the
-// entry keeps its data, turns stale with reason fetch_failed, and says why
-// in last_error. Nothing is written for an instance that is not cached.
+// beforeFailure returns the entry as it was before its fetches began to
+// fail: a fetch that succeeds decides from what the entry said then (its
+// stale reason, its stale time), not from the failure.
+func beforeFailure(e cache.Entry) cache.Entry {
+	if e.StaleReason == cache.StaleFetchFailed {
+		e.StaleReason = e.PriorStaleReason
+		e.Stale = e.StaleReason != ""
+		if !e.Stale {
+			e.StaleSince = time.Time{}
+		}
+	}
+	e.PriorStaleReason = ""
+	return e
+}
+
+// DecideFailure decides what a fetch that keeps failing does: the entry
+// keeps its data, turns stale with reason fetch_failed — keeping, in
+// prior_stale_reason, the reason it was stale for before, and its stale
+// time — and says why in last_error. Nothing is written for an instance
+// that is not cached, nor when the entry says so already.
 func DecideFailure(st cache.State, msg string, now time.Time) *cache.Mutation {
 	if st.Tombstoned || st.Entry.Doc == nil {
 		return nil
 	}
 	next := st.Entry
+	if next.StaleReason == cache.StaleFetchFailed && next.LastError == msg {
+		return nil
+	}
 	next.LastError = msg
-	if !next.Stale {
-		next.Stale, next.StaleReason, next.StaleSince = true, cache.StaleFetchFailed, now
+	if next.StaleReason != cache.StaleFetchFailed {
+		next.PriorStaleReason = ""
+		if next.Stale {
+			next.PriorStaleReason = next.StaleReason
+		} else {
+			next.StaleSince = now
+		}
+		next.Stale, next.StaleReason = true, cache.StaleFetchFailed
 	}
 	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
 }

@@ -166,3 +166,61 @@ func TestDecideFailureKeepsData(t *testing.T) {
 		t.Fatal("a failure wrote an entry for an instance that is not cached")
 	}
 }
+
+// TestFailureKeepsTheEarlierReason: a stale entry whose fetches fail says
+// fetch_failed and keeps why it was stale before; the fetch that finally
+// succeeds decides from what the entry said before the failures.
+func TestFailureKeepsTheEarlierReason(t *testing.T) {
+	v3 := doc(3, deployAt, false, "15m", "ACTIVE")
+	staleSince := deployAt.Add(10 * time.Minute)
+	for _, tc := range []struct {
+		name      string
+		before    func(*cache.Entry)
+		wantPrior string
+		wantSince time.Time
+	}{
+		{name: "fresh", wantSince: now},
+		{name: "stale for an update", wantPrior: cache.StaleUpdated, wantSince: staleSince,
+			before: func(e *cache.Entry) { e.Stale, e.StaleReason, e.StaleSince = true, cache.StaleUpdated, staleSince }},
+		{name: "undeployed config", wantPrior: cache.StaleUndeployed, wantSince: staleSince,
+			before: func(e *cache.Entry) { e.Stale, e.StaleReason, e.StaleSince = true, cache.StaleUndeployed, staleSince }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := entryWith(v3, tc.before)
+			m := refresh.DecideFailure(st, "graphql GetInstance: HTTP 502", now)
+			if m == nil {
+				t.Fatal("no mutation")
+			}
+			e := m.Entry
+			if !e.Stale || e.StaleReason != cache.StaleFetchFailed || e.PriorStaleReason != tc.wantPrior || !e.StaleSince.Equal(tc.wantSince) {
+				t.Fatalf("entry: stale %v reason %q prior %q since %v; want fetch_failed, prior %q, since %v",
+					e.Stale, e.StaleReason, e.PriorStaleReason, e.StaleSince, tc.wantPrior, tc.wantSince)
+			}
+			st.Entry = e
+			if again := refresh.DecideFailure(st, "graphql GetInstance: HTTP 502", now.Add(time.Minute)); again != nil {
+				t.Fatalf("the same failure again wrote %+v; nothing changed", again.Entry)
+			}
+			if other := refresh.DecideFailure(st, "graphql GetInstance: HTTP 503", now.Add(time.Minute)); other == nil ||
+				other.Entry.LastError != "graphql GetInstance: HTTP 503" || other.Entry.PriorStaleReason != tc.wantPrior {
+				t.Fatalf("a new error: %+v", other)
+			}
+			// The API answers again with the same deployed version.
+			w, skip := refresh.DecideWrite(st, v3, started, now)
+			if w == nil {
+				t.Fatalf("no write after recovery: %s", skip)
+			}
+			if w.Entry.LastError != "" || w.Entry.PriorStaleReason != "" || w.Entry.StaleReason == cache.StaleFetchFailed {
+				t.Fatalf("after recovery: %+v", w.Entry)
+			}
+		})
+	}
+	// Undeployed config fetched again with needsDeploy still true keeps its
+	// label: the failure did not make the stored config look deployed.
+	st := entryWith(doc(3, deployAt, true, "15m", "ACTIVE"), func(e *cache.Entry) {
+		e.Stale, e.StaleReason, e.PriorStaleReason, e.LastError = true, cache.StaleFetchFailed, cache.StaleUndeployed, "x"
+	})
+	w, _ := refresh.DecideWrite(st, doc(3, deployAt, true, "1m", "ACTIVE"), started, now)
+	if w == nil || w.Entry.StaleReason != cache.StaleUndeployed || *w.Entry.Doc.Config["frequency"].Value != "1m" {
+		t.Fatalf("undeployed entry after recovery: %+v", w)
+	}
+}

@@ -143,7 +143,14 @@ func Decide(action Action, ts time.Time, st cache.State) Effect {
 		if e.Doc.LastDeployedAt != nil && ts.Before(*e.Doc.LastDeployedAt) {
 			return Effect{Skip: SkipOlderThanDeploy}
 		}
-		if e.Stale && e.StaleReason == cache.StaleUpdated && !ts.After(e.UpdatedEventAt) {
+		// While fetches fail, stale_reason says so and the reason the entry
+		// would otherwise have is kept in prior_stale_reason.
+		failing := e.StaleReason == cache.StaleFetchFailed
+		reason := e.StaleReason
+		if failing {
+			reason = e.PriorStaleReason
+		}
+		if e.Stale && reason == cache.StaleUpdated && !ts.After(e.UpdatedEventAt) {
 			return Effect{Skip: SkipOlderThanUpdate}
 		}
 		next := e
@@ -151,8 +158,13 @@ func Decide(action Action, ts time.Time, st cache.State) Effect {
 			next.StaleSince = ts
 		}
 		next.Stale = true
-		if e.StaleReason != cache.StaleUndeployed { // that label says more; keep it
-			next.StaleReason = cache.StaleUpdated
+		if reason != cache.StaleUndeployed { // that label says more; keep it
+			reason = cache.StaleUpdated
+		}
+		if failing {
+			next.PriorStaleReason = reason
+		} else {
+			next.StaleReason = reason
 		}
 		if ts.After(e.UpdatedEventAt) {
 			next.UpdatedEventAt = ts

@@ -54,6 +54,16 @@ func TestDecideTable(t *testing.T) {
 					t.Error("a stale mark changed the document")
 				}
 			}},
+		{name: "updated while fetches fail: fetch_failed stays, the update is kept as the prior reason", action: webhook.ActionStale, ts: later,
+			st: with(func(s *cache.State) {
+				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince, s.Entry.LastError = true, cache.StaleFetchFailed, fetched, "HTTP 502"
+			}),
+			wantKind: cache.ChangeStale, wantFetch: webhook.FetchIfRunning,
+			check: func(t *testing.T, e cache.Entry) {
+				if e.StaleReason != cache.StaleFetchFailed || e.PriorStaleReason != cache.StaleUpdated || !e.StaleSince.Equal(fetched) || !e.UpdatedEventAt.Equal(later) {
+					t.Errorf("entry = %+v", e)
+				}
+			}},
 		{name: "updated before the deploy the entry holds: dropped", action: webhook.ActionStale, ts: deployed.Add(-time.Second), st: cached(), wantSkip: webhook.SkipOlderThanDeploy},
 		{name: "updated again, later: stale_since kept", action: webhook.ActionStale, ts: later.Add(time.Hour),
 			st: with(func(s *cache.State) {
