@@ -440,6 +440,22 @@ func (v *ListInstancesResponse) GetInstances() ListInstancesInstancesInstanceCon
 	return v.Instances
 }
 
+// ProbeInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
+type ProbeInstancesInstanceConnection struct {
+	TotalCount int `json:"totalCount"`
+}
+
+// GetTotalCount returns ProbeInstancesInstanceConnection.TotalCount, and is useful for accessing the field via an interface.
+func (v *ProbeInstancesInstanceConnection) GetTotalCount() int { return v.TotalCount }
+
+// ProbeResponse is returned by Probe on success.
+type ProbeResponse struct {
+	Instances ProbeInstancesInstanceConnection `json:"instances"`
+}
+
+// GetInstances returns ProbeResponse.Instances, and is useful for accessing the field via an interface.
+func (v *ProbeResponse) GetInstances() ProbeInstancesInstanceConnection { return v.Instances }
+
 type RequiredConfigVariableDataType string
 
 const (
@@ -910,6 +926,39 @@ func ListInstances(
 	}
 
 	data_ = &ListInstancesResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by Probe.
+const Probe_Operation = `
+query Probe {
+	instances(isSystem: false, first: 1) {
+		totalCount
+	}
+}
+`
+
+// Probe asks for as little as the API can answer: the number of customer
+// instances. The daemon sends it while the API is failing, to learn as soon
+// as it answers again.
+func Probe(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *ProbeResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "Probe",
+		Query:  Probe_Operation,
+	}
+
+	data_ = &ProbeResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

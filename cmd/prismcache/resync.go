@@ -17,6 +17,7 @@ import (
 	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/retry"
 )
 
 func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,7 +43,11 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer rdb.Close()
 	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
-	work := refresh.NewWorkSet(rdb, store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})
+	shards, _, err := refresh.RecordedShards(ctx, rdb, store.Keys(), cfg.WorkShards)
+	if err != nil {
+		return err
+	}
+	work := refresh.NewWorkSet(rdb, store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
 	api, err := graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout,
@@ -71,12 +76,13 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var fetched, failed atomic.Int64
 	pool := refresh.NewPool(work, store, api, refresh.PoolOptions{
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts,
+		Workers: cfg.Workers, FailedAfter: cfg.MaxAttempts,
+		Retry:    retry.Policy{Base: refresh.DefaultRetryBase, Cap: cfg.RetryMax},
 		Resolver: refresh.IndexResolver{Store: store, API: api},
 		OnResult: func(r refresh.Result) {
-			if r.Error != "" && !r.Retrying {
+			if r.Error != "" {
 				failed.Add(1)
-			} else if r.Error == "" {
+			} else {
 				fetched.Add(1)
 			}
 		},
@@ -94,9 +100,16 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		p.show("fetching: %d queued, %d in flight (this process: %d done, %d failed)", s.Queued, s.Leased, fetched.Load(), failed.Load())
+		p.show("fetching: %d queued (%d of them failing), %d in flight (this process: %d done, %d failed attempts)",
+			s.Queued, s.Failing, s.Leased, fetched.Load(), failed.Load())
 		if s.Queued == 0 && s.Leased == 0 {
 			break
+		}
+		if s.Leased == 0 && s.Failed > 0 && s.Queued == s.Failing {
+			// Everything left keeps failing: the daemon retries it with
+			// backoff for as long as it takes; waiting here would not end.
+			p.done()
+			return fmt.Errorf("%d queued instances keep failing (see prismcache get <id> for last_error); the daemon retries them until they succeed", s.Queued)
 		}
 		select {
 		case <-ctx.Done():

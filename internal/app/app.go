@@ -21,6 +21,7 @@ import (
 	"github.com/prismcache/prismcache/internal/metrics"
 	"github.com/prismcache/prismcache/internal/redisbatch"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/retry"
 	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
@@ -110,8 +111,22 @@ func (a *App) Start(ctx context.Context) error {
 		registerBatchMetrics(a.Registry, b)
 	}
 	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
-	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease})
-	a.metrics = metrics.New(a.Registry, a.Version, a.work.Stats)
+	shards, changed, err := refresh.RecordedShards(pingCtx, a.rdb, a.store.Keys(), cfg.WorkShards)
+	if err != nil {
+		a.closeRedis()
+		return err
+	}
+	if changed {
+		log.Warn("this Redis's work set has another shard count than --work-shards; following the Redis (see docs/operations.md to change it)",
+			"work_shards", cfg.WorkShards, "recorded", shards)
+	}
+	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
+	a.recon = &refresh.Reconciler{Store: a.store, Work: a.work, Log: log}
+	a.metrics = metrics.New(a.Registry, a.Version, metrics.Sources{
+		Work:       a.work.Stats,
+		RepairOwed: func() bool { return a.recon.Owed() != nil },
+	})
+
 	a.api, err = graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout, HTTPClient: a.HTTPClient,
@@ -130,10 +145,12 @@ func (a *App) Start(ctx context.Context) error {
 		a.closeRedis()
 		return err
 	}
+	a.recon.API = a.api
 	a.pool = refresh.NewPool(a.work, a.store, a.api, refresh.PoolOptions{
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Logger: log,
+		Workers: cfg.Workers, FailedAfter: cfg.MaxAttempts, Logger: log,
+		Retry:        retry.Policy{Base: refresh.DefaultRetryBase, Cap: cfg.RetryMax},
 		Resolver:     refresh.IndexResolver{Store: a.store, API: a.api},
-		OnRedisError: func(error) { a.metrics.RedisError("worker") },
+		OnRedisError: func(err error) { a.redisFailed("worker", err) },
 		OnResult: func(r refresh.Result) {
 			a.metrics.Result(r)
 			if a.OnResult != nil {
@@ -142,7 +159,6 @@ func (a *App) Start(ctx context.Context) error {
 		},
 	})
 	a.waiters = refresh.NewWaiters(a.rdb, a.store.Keys(), log)
-	a.recon = &refresh.Reconciler{API: a.api, Store: a.store, Work: a.work, Log: log}
 	if err := a.waiters.Start(ctx); err != nil {
 		a.closeRedis()
 		return err
@@ -164,6 +180,11 @@ func (a *App) Start(ctx context.Context) error {
 		Wake:            a.pool.Wake,
 		Observe: func(d server.Delivery) {
 			a.metrics.Delivery(d)
+			if d.Status >= 500 {
+				// The sender may give up before it retries: assume the
+				// event is lost, and repair as soon as Redis answers.
+				a.recon.Owe(refresh.RepairRefused, time.Now())
+			}
 			if a.OnDelivery != nil {
 				a.OnDelivery(d)
 			}
@@ -177,7 +198,7 @@ func (a *App) Start(ctx context.Context) error {
 		Token: cfg.AdminToken, Store: a.store, Refresh: req.Refresh, Log: log,
 		Queue:        func(ctx context.Context, id string) error { return a.work.Add(ctx, time.Time{}, id) },
 		Resync:       a.startResync,
-		OnRedisError: func(error) { a.metrics.RedisError("admin") },
+		OnRedisError: func(err error) { a.redisFailed("admin", err) },
 	}
 	a.srv = server.New(server.Options{
 		Intake: intake, Admin: admin, Log: log,
@@ -195,13 +216,22 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCtx, a.cancel = bgCtx, bgCancel
-	a.bg.Add(1)
+	a.bg.Add(3)
 	go func() {
 		defer a.bg.Done()
 		a.recon.Run(bgCtx, refresh.LoopOptions{
 			Interval: cfg.ResyncInterval,
 			OnPass:   a.passDone,
+			OnRedis:  a.health.redisResult,
 		})
+	}()
+	go func() {
+		defer a.bg.Done()
+		a.probeAPI(bgCtx)
+	}()
+	go func() {
+		defer a.bg.Done()
+		a.watchEviction(bgCtx)
 	}()
 	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix,
 		"prismatic", a.api.Endpoint(), "workers", cfg.Workers, "rate", cfg.PrismaticRate)
@@ -228,14 +258,13 @@ func (a *App) startResync(ctx context.Context) error {
 	go func() {
 		defer a.bg.Done()
 		defer func() { a.resyncMu.Lock(); a.resyncOn = false; a.resyncMu.Unlock() }()
-		r := *a.recon
-		r.Force = true
+		r := &refresh.Reconciler{API: a.recon.API, Store: a.recon.Store, Work: a.recon.Work, Log: a.recon.Log, Force: true}
 		ran, rep, err := r.RunExclusive(a.bgCtx, 0)
 		switch {
 		case !ran:
 			a.log().Warn("resync not run: another replica started a pass first")
 		default:
-			a.passDone(rep, err)
+			a.passDone(rep, err, "")
 			if err != nil {
 				a.log().Error("resync failed", "err", err)
 			}
@@ -244,15 +273,28 @@ func (a *App) startResync(ctx context.Context) error {
 	return nil
 }
 
-// passDone records a reconcile pass; a failure that is not the API's is
-// Redis's.
-func (a *App) passDone(rep refresh.Report, err error) {
+// passDone records a reconcile pass, and the repair it made if it paid
+// one; a failure that is not the API's is Redis's.
+func (a *App) passDone(rep refresh.Report, err error, repair string) {
 	a.metrics.Pass(rep, err)
+	if repair != "" {
+		a.metrics.Repair(repair)
+		a.log().Info("repair done: every instance compared with Prismatic after events may have been lost", "reason", repair,
+			"queued", rep.Queued, "listed", rep.Listed)
+	}
 	a.health.pass(rep, err)
 	var apiErr *graphql.Error
 	if err != nil && !errors.As(err, &apiErr) && !errors.Is(err, refresh.ErrPassLost) && !errors.Is(err, context.Canceled) {
 		a.metrics.RedisError("reconcile")
 	}
+}
+
+// redisFailed records a failed Redis operation of a component: Redis may
+// have lost events meanwhile, so a repair is owed.
+func (a *App) redisFailed(component string, err error) {
+	a.metrics.RedisError(component)
+	a.health.redisResult(err)
+	a.recon.Owe(refresh.RepairRedisLost, time.Now())
 }
 
 // Addr returns the address the HTTP server listens on.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ const (
 	StateDegraded    = "degraded"     // serving, but Prismatic fails or the last pass failed
 	StateNeverSynced = "never_synced" // the first full sync has not completed
 	StateNotSynced   = "not_synced"   // the sync marker vanished (Redis flushed); a resync runs
+	StateRepairing   = "repairing"    // events may have been lost (webhooks refused, Redis lost); a pass compares everything
 	StateRedisDown   = "redis_down"
 )
 
@@ -35,6 +37,9 @@ type health struct {
 	redis      component
 	lastPass   *passInfo
 	everSynced bool
+	// apiNotBefore is the end of the latest wait the API asked for.
+	apiNotBefore time.Time
+	eviction     *eviction
 }
 
 type passInfo struct {
@@ -62,15 +67,39 @@ func (h *health) set(c *component, state, detail string) {
 func (h *health) apiResult(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch {
+	switch k := graphql.KindOf(err); {
 	case err == nil:
 		h.set(&h.prismatic, StateOK, "")
-	case graphql.KindOf(err) == graphql.NotFound:
-	case graphql.KindOf(err) == graphql.RateLimited:
+	case k == graphql.NotFound:
+	case k == graphql.RateLimited:
 		h.set(&h.prismatic, "throttled", err.Error())
+	case k == graphql.Unauthorized || k == graphql.Forbidden:
+		h.set(&h.prismatic, "refused", err.Error())
 	default:
 		h.set(&h.prismatic, "failing", err.Error())
 	}
+	if ra := graphql.RetryAfter(err); ra > 0 {
+		h.apiNotBefore = h.now().Add(ra)
+	}
+}
+
+// apiNeedsProbe reports whether the API should be probed now: it failed at
+// its last answer, and did not ask to be left alone until later.
+func (h *health) apiNeedsProbe(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return apiBad(h.prismatic.State) && !now.Before(h.apiNotBefore)
+}
+
+// apiBad reports whether a state of the Prismatic component is a failure.
+func apiBad(state string) bool {
+	return state == "failing" || state == "throttled" || state == "refused"
+}
+
+func (h *health) setEviction(ev eviction) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.eviction = &ev
 }
 
 func (h *health) redisResult(err error) {
@@ -93,8 +122,9 @@ func (h *health) pass(rep refresh.Report, err error) {
 	h.lastPass = p
 }
 
-// state derives the overall state from a fresh look at Redis.
-func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error)) (string, string) {
+// state derives the overall state from a fresh look at Redis; owed is the
+// repair this replica owes, nil when none.
+func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error), owed *refresh.Repair) (string, string) {
 	ok, err := synced(ctx)
 	h.redisResult(err)
 	h.mu.Lock()
@@ -108,19 +138,37 @@ func (h *health) state(ctx context.Context, synced func(context.Context) (bool, 
 		return StateNeverSynced, "the first full sync has not completed"
 	}
 	h.everSynced = true
-	if h.prismatic.State == "failing" || h.prismatic.State == "throttled" {
+	if owed != nil {
+		return StateRepairing, repairDetail(owed)
+	}
+	if apiBad(h.prismatic.State) {
 		return StateDegraded, "Prismatic's API is " + h.prismatic.State + ": " + h.prismatic.Detail
 	}
 	if h.lastPass != nil && h.lastPass.Result != "ok" {
 		return StateDegraded, "the last reconcile pass failed: " + h.lastPass.Error
 	}
+	if h.eviction != nil && h.eviction.Unsafe {
+		return StateDegraded, fmt.Sprintf("Redis may evict keys (maxmemory-policy %s): entries, tombstones and queued work can be lost", h.eviction.Policy)
+	}
 	return StateOK, ""
 }
 
-// ready is /readyz: ready when Redis answers and a full sync is recorded
-// (degraded still serves).
+func repairDetail(r *refresh.Repair) string {
+	why := "webhooks were refused"
+	if r.Reason == refresh.RepairRedisLost {
+		why = "Redis stopped answering"
+	}
+	what := "a pass comparing every instance with Prismatic runs as soon as Redis answers"
+	if r.Running {
+		what = "a pass comparing every instance with Prismatic is running"
+	}
+	return fmt.Sprintf("events may have been lost (%s at %s): %s", why, r.Since.UTC().Format(time.RFC3339), what)
+}
+
+// ready is /readyz: ready when Redis answers, a full sync is recorded and no
+// repair is owed (degraded still serves).
 func (a *App) ready(ctx context.Context) (bool, string, string) {
-	state, detail := a.health.state(ctx, a.store.Synced)
+	state, detail := a.health.state(ctx, a.store.Synced, a.recon.Owed())
 	return state == StateOK || state == StateDegraded, state, detail
 }
 
@@ -144,6 +192,8 @@ type Status struct {
 	Reconcile   *passInfo            `json:"lastReconcile,omitempty"`
 	Entries     map[string]int       `json:"entries,omitempty"`
 	OldestStale *oldestStale         `json:"oldestStale,omitempty"`
+	Repair      *repairStatus        `json:"repair,omitempty"`
+	Eviction    *evictionStatus      `json:"redisEviction,omitempty"`
 }
 
 type workStatus struct {
@@ -151,6 +201,29 @@ type workStatus struct {
 	Due              int64   `json:"due"`
 	InFlight         int64   `json:"inFlight"`
 	OldestDueSeconds float64 `json:"oldestDueAgeSeconds"`
+	// Failing items failed at least once since their last success;
+	// FetchFailed of them often enough that their entries say fetch_failed.
+	Failing     int64 `json:"failing"`
+	FetchFailed int64 `json:"fetchFailed"`
+	// UnreachableShards lists the work-set shards Redis did not answer for.
+	UnreachableShards []int `json:"unreachableShards,omitempty"`
+}
+
+// repairStatus is the repair this replica owes: why, since when, and
+// whether its pass runs now.
+type repairStatus struct {
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	Running bool      `json:"running"`
+}
+
+// evictionStatus is what Redis's memory settings allow.
+type evictionStatus struct {
+	Policy    string    `json:"policy"`
+	MaxMemory int64     `json:"maxMemory"`
+	Safe      bool      `json:"safe"`
+	Detail    string    `json:"detail,omitempty"`
+	CheckedAt time.Time `json:"checkedAt"`
 }
 
 type oldestStale struct {
@@ -161,10 +234,15 @@ type oldestStale struct {
 
 // status builds GET /status. Instance ids appear only for admins.
 func (a *App) status(ctx context.Context, admin bool) any {
-	state, detail := a.health.state(ctx, a.store.Synced)
+	owed := a.recon.Owed()
+	state, detail := a.health.state(ctx, a.store.Synced, owed)
 	s := Status{Status: state, Detail: detail, Version: a.Version, Components: map[string]component{}}
+	if owed != nil {
+		s.Repair = &repairStatus{Reason: owed.Reason, Since: owed.Since, Running: owed.Running}
+	}
 	if ws, err := a.work.Stats(ctx); err == nil {
-		w := &workStatus{Queued: ws.Queued, Due: ws.Due, InFlight: ws.Leased}
+		w := &workStatus{Queued: ws.Queued, Due: ws.Due, InFlight: ws.Leased, Failing: ws.Failing, FetchFailed: ws.Failed,
+			UnreachableShards: ws.Unreachable}
 		if ws.Due > 0 && !ws.OldestDue.IsZero() {
 			w.OldestDueSeconds = max(0, time.Since(ws.OldestDue).Seconds())
 		}
@@ -176,6 +254,14 @@ func (a *App) status(ctx context.Context, admin bool) any {
 	a.health.mu.Lock()
 	s.Components["redis"] = a.health.redis
 	s.Components["prismatic"] = a.health.prismatic
+	if ev := a.health.eviction; ev != nil {
+		s.Eviction = &evictionStatus{Policy: ev.Policy, MaxMemory: ev.MaxMemory, Safe: !ev.Unsafe && ev.Err == nil, CheckedAt: ev.At}
+		if ev.Err != nil {
+			s.Eviction.Detail = "could not read: " + ev.Err.Error()
+		} else if ev.Unsafe {
+			s.Eviction.Detail = "Redis may evict prismcache's keys: set maxmemory-policy noeviction"
+		}
+	}
 	if p := a.health.lastPass; p != nil {
 		cp := *p
 		s.Reconcile = &cp

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -38,9 +39,11 @@ type Config struct {
 
 	Workers        int
 	MaxAttempts    int
+	RetryMax       time.Duration
 	TombstoneTTL   time.Duration
 	ResyncInterval time.Duration
 	WorkLease      time.Duration
+	WorkShards     int
 
 	AdminToken string
 
@@ -70,11 +73,13 @@ func Default() Config {
 		PrismaticURL:     graphql.DefaultURL,
 		PrismaticTimeout: graphql.DefaultTimeout,
 		PrismaticRate:    10,
-		Workers:          8,
-		MaxAttempts:      6,
+		Workers:          refresh.DefaultWorkers,
+		MaxAttempts:      refresh.DefaultFailedAfter,
+		RetryMax:         refresh.DefaultRetryMax,
 		TombstoneTTL:     cache.DefaultTombstoneTTL,
-		ResyncInterval:   15 * time.Minute,
-		WorkLease:        60 * time.Second,
+		ResyncInterval:   refresh.DefaultResyncInterval,
+		WorkLease:        refresh.DefaultLease,
+		WorkShards:       refresh.DefaultShards,
 		LogLevel:         "info",
 		LogFormat:        "auto",
 		origins:          map[string]origin{},
@@ -100,10 +105,12 @@ func (c *Config) settings() []setting {
 		{"prismatic-timeout", "PRISMCACHE_PRISMATIC_TIMEOUT", "timeout of one GraphQL request", durationValue{&c.PrismaticTimeout}, false},
 		{"prismatic-rate", "PRISMCACHE_PRISMATIC_RATE", "most GraphQL requests per second, across all workers of this process", floatValue{&c.PrismaticRate}, false},
 		{"workers", "PRISMCACHE_WORKERS", "fetches run at once by this process", intValue{&c.Workers}, false},
-		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before it is marked stale with last_error", intValue{&c.MaxAttempts}, false},
+		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before its entry says fetch_failed with last_error (it is retried all the same, for as long as it fails)", intValue{&c.MaxAttempts}, false},
+		{"retry-max", "PRISMCACHE_RETRY_MAX", "longest wait between two retries of a failed fetch (exponential backoff with jitter up to it; a longer Retry-After from the API wins)", durationValue{&c.RetryMax}, false},
 		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false},
 		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken}, true},
-		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it", durationValue{&c.WorkLease}, false},
+		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it (renewed every third of it while the worker lives)", durationValue{&c.WorkLease}, false},
+		{"work-shards", "PRISMCACHE_WORK_SHARDS", "shards of the work set, each in a Redis Cluster slot of its own; the first replica records it in Redis and later ones follow the record", intValue{&c.WorkShards}, false},
 		{"resync-interval", "PRISMCACHE_RESYNC_INTERVAL", "how often every instance is compared with Prismatic (±10% jitter)", durationValue{&c.ResyncInterval}, false},
 		{"webhook-secret-file", "PRISMCACHE_WEBHOOK_SECRET_FILE", "read the webhook secret(s) from this file", stringValue{&c.WebhookSecretFile}, false},
 		{"admin-token-file", "PRISMCACHE_ADMIN_TOKEN_FILE", "read the admin token from this file", stringValue{&c.AdminTokenFile}, false},
@@ -203,6 +210,12 @@ func (c *Config) Validate() error {
 	}
 	if c.WorkLease < 2*time.Second || c.WorkLease > time.Hour {
 		bad("work-lease", c.WorkLease.String(), "want 2s to 1h")
+	}
+	if c.RetryMax < time.Second || c.RetryMax > time.Hour {
+		bad("retry-max", c.RetryMax.String(), "want 1s to 1h")
+	}
+	if c.WorkShards < 1 || c.WorkShards > refresh.MaxShards {
+		bad("work-shards", fmt.Sprint(c.WorkShards), fmt.Sprintf("want 1 to %d", refresh.MaxShards))
 	}
 	if c.ResyncInterval < 10*time.Second {
 		bad("resync-interval", c.ResyncInterval.String(), "want at least 10s")

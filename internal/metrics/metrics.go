@@ -32,14 +32,23 @@ type Metrics struct {
 	entries         *prometheus.GaugeVec
 	oldestFetch     prometheus.Gauge
 	redisErrors     *prometheus.CounterVec
+	repairs         *prometheus.CounterVec
+	evictionUnsafe  prometheus.Gauge
 }
 
 // WorkStats reads the work set for the depth gauges at scrape time.
 type WorkStats func(ctx context.Context) (refresh.Stats, error)
 
+// Sources are read at every scrape. Nil ones leave their metrics out.
+type Sources struct {
+	// Work is the work set's size.
+	Work WorkStats
+	// RepairOwed reports whether this replica owes a repair pass.
+	RepairOwed func() bool
+}
+
 // New registers every metric on reg. version labels prismcache_build_info.
-// work, when set, is read at every scrape for the work-set gauges.
-func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
+func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 	known := map[string]bool{}
 	for typ := range webhook.DefaultActions() {
 		known[typ] = true
@@ -57,7 +66,7 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 		}, []string{"outcome"}),
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_fetches_total",
-			Help: "Worker runs by outcome: refreshed, stale, deleted (wrote the entry), skipped (nothing to write), retry (failed, queued again), failed (gave up), resolved / unresolved (a connection or customer event that did / did not map to instances).",
+			Help: "Worker runs by outcome: refreshed, stale, deleted (wrote the entry), skipped (nothing to write), retry (failed, queued again with backoff), dropped (failed, and the work was moot: the instance is deleted or does not exist), resolved / unresolved (a connection or customer event that did / did not map to instances).",
 		}, []string{"outcome"}),
 		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "prismcache_fetch_duration_seconds",
@@ -106,6 +115,14 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 			Name: "prismcache_redis_errors_total",
 			Help: "Redis operations that failed, by component (intake, worker, reconcile, admin).",
 		}, []string{"component"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prismcache_repairs_total",
+			Help: "Reconcile passes this replica ran because events may have been lost, by reason (webhooks_refused, redis_lost).",
+		}, []string{"reason"}),
+		evictionUnsafe: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "prismcache_redis_eviction_unsafe",
+			Help: "1 when Redis's maxmemory-policy lets it evict keys (entries, tombstones, queued work), else 0.",
+		}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "prismcache_build_info",
@@ -113,10 +130,25 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.webhooks, m.webhookDuration, m.fetches, m.fetchDuration, m.retries, m.apiRequests, m.apiDuration,
-		m.limiterWait, m.reconciles, m.reconcileTime, m.reconcileFound, m.entries, m.oldestFetch, m.redisErrors, buildInfo,
+		m.limiterWait, m.reconciles, m.reconcileTime, m.reconcileFound, m.entries, m.oldestFetch, m.redisErrors,
+		m.repairs, m.evictionUnsafe, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if work != nil {
-		reg.MustRegister(&workCollector{stats: work})
+	if src.Work != nil {
+		reg.MustRegister(&workCollector{stats: src.Work})
+	}
+	if src.RepairOwed != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_repair_pending",
+			Help: "1 while this replica owes a repair pass (it refused webhooks or lost Redis, and no pass has compared every instance since), else 0.",
+		}, func() float64 {
+			if src.RepairOwed() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	for _, r := range []string{"webhooks_refused", "redis_lost"} {
+		m.repairs.WithLabelValues(r)
 	}
 	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "unavailable"} {
 		m.webhooks.WithLabelValues("other", o)
@@ -128,7 +160,7 @@ func New(reg prometheus.Registerer, version string, work WorkStats) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.reconciles.WithLabelValues(r)
 	}
-	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "failed", "resolved", "unresolved"} {
+	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "dropped", "resolved", "unresolved"} {
 		m.fetches.WithLabelValues(o)
 	}
 	for _, s := range []string{"fresh", "stale", "error"} {
@@ -158,11 +190,11 @@ func (m *Metrics) Result(r refresh.Result) {
 		outcome = "unresolved" // a connection or customer that maps to no instance
 	case refresh.IsJob(r.ID) && r.Error == "":
 		outcome = "resolved"
-	case r.Error != "" && r.Retrying:
+	case r.Error != "" && r.Dropped:
+		outcome = "dropped"
+	case r.Error != "":
 		outcome = "retry"
 		m.retries.Inc()
-	case r.Error != "":
-		outcome = "failed"
 	case r.Change != "":
 		outcome = string(r.Change)
 	default:
@@ -202,6 +234,18 @@ func (m *Metrics) Pass(rep refresh.Report, err error) {
 	}
 }
 
+// Repair counts a repair pass this replica ran, by why it was owed.
+func (m *Metrics) Repair(reason string) { m.repairs.WithLabelValues(reason).Inc() }
+
+// EvictionUnsafe records whether Redis may evict keys.
+func (m *Metrics) EvictionUnsafe(unsafe bool) {
+	v := 0.0
+	if unsafe {
+		v = 1
+	}
+	m.evictionUnsafe.Set(v)
+}
+
 // RedisError counts a failed Redis operation of a component.
 func (m *Metrics) RedisError(component string) { m.redisErrors.WithLabelValues(component).Inc() }
 
@@ -215,6 +259,9 @@ var (
 	workDueDesc    = prometheus.NewDesc("prismcache_work_due", "Queued work that is due now.", nil, nil)
 	workLeasedDesc = prometheus.NewDesc("prismcache_work_in_flight", "Work claimed by a worker of any replica.", nil, nil)
 	workAgeDesc    = prometheus.NewDesc("prismcache_work_oldest_due_age_seconds", "How long the oldest due item has been waiting (0 when none is due).", nil, nil)
+	workFailDesc   = prometheus.NewDesc("prismcache_work_failing", "Queued work that failed at least once since its last success (retried with backoff until it succeeds).", nil, nil)
+	workFFDesc     = prometheus.NewDesc("prismcache_entries_fetch_failed", "Work that failed often enough (--max-attempts) that its entry says fetch_failed.", nil, nil)
+	workShardDesc  = prometheus.NewDesc("prismcache_work_shards_unreachable", "Work-set shards Redis did not answer for at the last scrape.", nil, nil)
 )
 
 func (c *workCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -222,6 +269,9 @@ func (c *workCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workDueDesc
 	ch <- workLeasedDesc
 	ch <- workAgeDesc
+	ch <- workFailDesc
+	ch <- workFFDesc
+	ch <- workShardDesc
 }
 
 func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
@@ -240,4 +290,7 @@ func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(workDueDesc, prometheus.GaugeValue, float64(s.Due))
 	ch <- prometheus.MustNewConstMetric(workLeasedDesc, prometheus.GaugeValue, float64(s.Leased))
 	ch <- prometheus.MustNewConstMetric(workAgeDesc, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(workFailDesc, prometheus.GaugeValue, float64(s.Failing))
+	ch <- prometheus.MustNewConstMetric(workFFDesc, prometheus.GaugeValue, float64(s.Failed))
+	ch <- prometheus.MustNewConstMetric(workShardDesc, prometheus.GaugeValue, float64(len(s.Unreachable)))
 }
