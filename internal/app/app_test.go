@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/app"
@@ -44,6 +45,11 @@ type e2eOptions struct {
 	// log and registry, when set, are the daemon's.
 	log      *slog.Logger
 	registry *prometheus.Registry
+	// redis, when set, is the daemon's own client instead of the backend's.
+	redis redis.UniversalClient
+	// crashable: the daemon may be left unable to reach Redis (a replica
+	// "killed" by closing its client), so errors of its Close are ignored.
+	crashable bool
 }
 
 func start(t *testing.T, b redistest.Backend) *harness { return startE2E(t, b, e2eOptions{}) }
@@ -64,6 +70,21 @@ func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 	simSrv := httptest.NewServer(sim.Handler())
 	t.Cleanup(simSrv.Close)
 
+	a := startReplica(t, b, simSrv.URL, opts)
+	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", a.Config.WebhookSecrets[0])
+	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
+	h.waitFor(t, "the first sync to finish", func() bool {
+		ok, _ := h.store.Synced(context.Background())
+		s, err := a.WorkStats(context.Background())
+		return ok && err == nil && s.Queued == 0 && s.Leased == 0
+	})
+	return h
+}
+
+// startReplica starts one daemon against the simulator at simURL and the
+// backend's Redis, closed when the test ends.
+func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOptions) *app.App {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +93,17 @@ func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 	cfg.Listen = ln.Addr().String()
 	cfg.RedisPrefix = b.Prefix
 	cfg.WebhookSecrets = []string{secret}
-	cfg.PrismaticURL = simSrv.URL
+	cfg.PrismaticURL = simURL
 	cfg.PrismaticToken = prismaticsim.DefaultAccessToken
 	cfg.PrismaticRate = 1000
 	if opts.configure != nil {
 		opts.configure(&cfg)
 	}
-	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln, Log: opts.log, Registry: opts.registry}
+	rdb := opts.redis
+	if rdb == nil {
+		rdb = b.Client
+	}
+	a := &app.App{Config: cfg, Redis: rdb, Listener: ln, Log: opts.log, Registry: opts.registry}
 	if opts.transport != nil {
 		a.HTTPClient = &http.Client{Transport: opts.transport}
 	}
@@ -89,18 +114,11 @@ func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := a.Close(ctx); err != nil {
+		if err := a.Close(ctx); err != nil && !opts.crashable {
 			t.Errorf("close: %v", err)
 		}
 	})
-	sim.SetWebhookTarget(a.URL()+"/webhooks/prismatic", cfg.WebhookSecrets[0])
-	h := &harness{sim: sim, app: a, store: a.Store(), b: b}
-	h.waitFor(t, "the first sync to finish", func() bool {
-		ok, _ := h.store.Synced(context.Background())
-		s, err := a.WorkStats(context.Background())
-		return ok && err == nil && s.Queued == 0 && s.Leased == 0
-	})
-	return h
+	return a
 }
 
 // waitFor polls cond until it holds, failing the test after 10s.
