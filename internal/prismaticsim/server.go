@@ -5,9 +5,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
 )
 
 const maxBodyBytes = 1 << 20
@@ -53,7 +52,7 @@ func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	var req gqlexec.Request
+	var req graphqlRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
@@ -64,11 +63,10 @@ func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, http.StatusBadRequest, "missing query")
 		return
 	}
-	s.mu.RLock()
-	resp := s.exec.Execute(r.Context(), req)
-	s.mu.RUnlock()
+	introspection := strings.EqualFold(r.Header.Get(IntrospectionHeader), "true")
+	resp, _ := s.execute(r.Context(), req, introspection)
 	s.stats.add(func(st *Stats) { st.GraphQLRequests++ })
-	body, err := resp.MarshalJSON()
+	body, err := resp.encode()
 	if err != nil {
 		writeGraphQLError(w, http.StatusInternalServerError, "encode response: "+err.Error())
 		return

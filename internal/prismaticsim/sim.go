@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/prismcache/prismcache"
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
 )
 
 // Sim is a simulated Prismatic organisation and the HTTP API in front of it.
@@ -29,7 +29,8 @@ type Sim struct {
 	last  time.Time
 	shape PayloadShape
 
-	exec    *gqlexec.Executor
+	schema  *ast.Schema // the schema served: schema.graphql, or its variant
+	gql     *executor.Executor
 	auth    *authority
 	faults  *faultState
 	stats   *statsState
@@ -61,13 +62,8 @@ func New(opts Options) (*Sim, error) {
 	}
 	s.auth.subject = s.m.userID
 	s.hooks = newSender(opts, s.faults, s.stats)
-	s.exec, err = gqlexec.New(schema, gqlexec.Config{
-		Resolvers: s.resolvers(),
-		Scalars:   scalars,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("prismaticsim: %w", err)
-	}
+	s.schema = schema
+	s.gql = s.newExecutor(schema)
 	s.handler = s.routes()
 	return s, nil
 }
