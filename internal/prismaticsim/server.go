@@ -24,7 +24,7 @@ func (s *Sim) routes() http.Handler {
 // (errors included) as the GraphQL-over-HTTP convention has it; a body that
 // is not a GraphQL request is a 400.
 func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
-	s.stats.add(func(st *Stats) { st.APIRequests++ })
+	s.stats.apiRequest()
 	f := s.faults.forAPI()
 	if f.delay > 0 {
 		t := time.NewTimer(f.delay)
@@ -64,8 +64,11 @@ func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	introspection := strings.EqualFold(r.Header.Get(IntrospectionHeader), "true")
-	resp, _ := s.execute(r.Context(), req, introspection)
-	s.stats.add(func(st *Stats) { st.GraphQLRequests++ })
+	resp, op := s.execute(r.Context(), req, introspection)
+	s.stats.add(func(st *Stats) {
+		st.GraphQLRequests++
+		st.GraphQLRequestsByOperation[op]++
+	})
 	body, err := resp.encode()
 	if err != nil {
 		writeGraphQLError(w, http.StatusInternalServerError, "encode response: "+err.Error())

@@ -58,7 +58,7 @@ func New(opts Options) (*Sim, error) {
 		shape:  opts.ConnectionPayload,
 		auth:   newAuthority(opts),
 		faults: newFaultState(opts.Seed, opts.Faults),
-		stats:  newStatsState(),
+		stats:  newStatsState(opts.Now),
 	}
 	s.auth.subject = s.m.userID
 	s.hooks = newSender(opts, s.faults, s.stats)
