@@ -30,6 +30,9 @@ type Stats struct {
 	Unauthorized               int64            `json:"unauthorized"`
 	RateLimited                int64            `json:"rateLimited"`
 	ServerErrors               int64            `json:"serverErrors"`
+	// TooComplex counts the requests refused because they asked for a page
+	// larger than Faults.PageSizeLimit.
+	TooComplex int64 `json:"tooComplex"`
 	// InstanceFetches counts resolutions of Query.instance(id:), in total
 	// and by the id asked for (unknown ids included).
 	InstanceFetches     int64            `json:"instanceFetches"`
