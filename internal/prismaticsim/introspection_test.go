@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -243,5 +244,81 @@ func TestIntrospectionNeedsTheHeader(t *testing.T) {
 	_, resp := postIntrospection(t, srv.URL, `{ __type(name: "Instance") { name } }`, "TRUE")
 	if len(resp.Errors) > 0 || path(t, resp.Data, "__type", "name") != "Instance" {
 		t.Errorf("with TRUE: %s", resp.raw)
+	}
+}
+
+func TestSchemaChange(t *testing.T) {
+	plain, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: prismcache.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	instanceOps := mustRead(t, "../../graphql/operations/instance.graphql")
+	tests := []struct {
+		change               SchemaChange
+		onlyServed, onlyOurs []string
+		// getInstance is the first error of the daemon's GetInstance, "" for none.
+		getInstance string
+	}{
+		{SchemaChange{Field: "Instance.needsDeploy", Type: "Boolean"},
+			[]string{"Instance.needsDeploy: Boolean"}, []string{"Instance.needsDeploy: Boolean!"}, ""},
+		{SchemaChange{Field: "Instance.deployedVersion", Type: "String!"},
+			[]string{"Instance.deployedVersion: String!"}, []string{"Instance.deployedVersion: Int!"}, ""},
+		{SchemaChange{Field: "InstanceConfigVariable.status", Type: "[InstanceConfigVariableStatus!]"},
+			[]string{"InstanceConfigVariable.status: [InstanceConfigVariableStatus!]"}, []string{"InstanceConfigVariable.status: InstanceConfigVariableStatus"}, ""},
+		{SchemaChange{Field: "Instance.needsDeploy"},
+			nil, []string{"Instance.needsDeploy: Boolean!"}, `Cannot query field "needsDeploy" on type "Instance".`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.change.String(), func(t *testing.T) {
+			parsed, err := ParseSchemaChange(tt.change.String())
+			if err != nil || parsed != tt.change {
+				t.Fatalf("ParseSchemaChange(%q) = %+v, %v", tt.change, parsed, err)
+			}
+			sim, srv := newTestSim(t, Options{SchemaChange: tt.change})
+			onlyServed, onlyOurs := diffSets(introspect(t, srv.URL).fieldTypes(), schemaFieldTypes(plain))
+			if !slices.Equal(onlyServed, tt.onlyServed) || !slices.Equal(onlyOurs, tt.onlyOurs) {
+				t.Errorf("introspection differs from schema.graphql by %v / %v, want %v / %v", onlyServed, onlyOurs, tt.onlyServed, tt.onlyOurs)
+			}
+			_, resp := postGraphQLOp(t, srv.URL, instanceOps, "GetInstance", map[string]any{"id": sim.DemoInstanceID(), "first": 100})
+			switch {
+			case tt.getInstance == "" && (len(resp.Errors) > 0 || path(t, resp.Data, "instance", "id") != sim.DemoInstanceID()):
+				t.Errorf("GetInstance: %s", resp.raw)
+			case tt.getInstance != "" && (len(resp.Errors) == 0 || resp.Errors[0]["message"] != tt.getInstance || resp.Data != nil):
+				t.Errorf("GetInstance: %s, want the error %q", resp.raw, tt.getInstance)
+			}
+		})
+	}
+
+	// A change is this Sim's alone.
+	_, srv := newTestSim(t, Options{})
+	if a, b := diffSets(introspect(t, srv.URL).fieldTypes(), schemaFieldTypes(plain)); len(a)+len(b) > 0 {
+		t.Errorf("an unchanged Sim serves %v / %v", a, b)
+	}
+}
+
+func TestSchemaChangeRefused(t *testing.T) {
+	for _, tt := range []struct{ change, want string }{
+		{"Nope.x=String", `no object type "Nope"`},
+		{"InstanceOrder.field=String", `no object type "InstanceOrder"`},
+		{"Instance.nope=String", `type Instance has no field "nope"`},
+		{"Instance.name=Nope", `no type "Nope"`},
+		{"Instance.name=[String", `unclosed [`},
+		{"Instance.name=String!!", `not a GraphQL type`},
+		{"Instance.name=Int } type X {", `not a GraphQL type`},
+		{"Instance.name=InstanceOrder", `input type InstanceOrder`},
+	} {
+		c, err := ParseSchemaChange(tt.change)
+		if err != nil {
+			t.Fatalf("ParseSchemaChange(%q): %v", tt.change, err)
+		}
+		_, err = New(Options{SchemaChange: c})
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.change) {
+			t.Errorf("New with %q: %v, want an error naming the change and saying %q", tt.change, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"Instance.name", "=String", ""} {
+		if _, err := ParseSchemaChange(bad); err == nil {
+			t.Errorf("ParseSchemaChange(%q) accepted", bad)
+		}
 	}
 }

@@ -192,6 +192,10 @@ type Options struct {
 	// EventLogSize bounds the event log; zero means DefaultEventLogSize.
 	EventLogSize int
 
+	// SchemaChange, when set, serves a schema that differs from
+	// schema.graphql in one field.
+	SchemaChange SchemaChange
+
 	// Faults are the initial fault settings, changeable at run time with
 	// SetFaults or PUT /admin/faults. Embedded so that, for example,
 	// opts.Latency = 20 * time.Millisecond sets a fixed API latency.

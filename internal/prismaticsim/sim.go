@@ -8,10 +8,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/executor"
-	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"github.com/prismcache/prismcache"
 )
 
 // Sim is a simulated Prismatic organisation and the HTTP API in front of it.
@@ -45,9 +42,9 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prismaticsim: %w", err)
 	}
-	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: prismcache.Schema()})
+	schema, err := servedSchema(opts.SchemaChange)
 	if err != nil {
-		return nil, fmt.Errorf("prismaticsim: load schema: %w", err)
+		return nil, fmt.Errorf("prismaticsim: %w", err)
 	}
 	base := opts.Now().UTC().Truncate(time.Microsecond)
 	s := &Sim{
