@@ -23,6 +23,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		customers = prismaticsim.DefaultCustomers
 		seed      = 1
 		logLevel  = "info"
+		change    prismaticsim.SchemaChange
 	)
 	fs := newFlagSet("sim [flags]",
 		"Runs the Prismatic simulator alone: a GraphQL API at /api, the token exchange at /auth/refresh,\nand an admin API at /admin that changes instances and sends signed webhooks (docs/simulator.md).\n\"prismcache sim trigger <event-type>\" sends one signed sample event to a daemon instead.",
@@ -34,6 +35,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&customers, "customers", customers, "demo customers to seed")
 	fs.IntVar(&seed, "seed", seed, "seed of the demo data and of fault injection")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	fs.Func("schema-change", "serve a schema that differs from schema.graphql in one field: `Type.field=NewType`\n(Instance.needsDeploy=Boolean makes it nullable), or Type.field= to remove the field", func(v string) error {
+		c, err := prismaticsim.ParseSchemaChange(v)
+		change = c
+		return err
+	})
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +49,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sim, err := prismaticsim.New(prismaticsim.Options{
 		Seed: uint64(seed), Customers: customers, WebhookURL: hookURL, WebhookSecret: secret,
-		Logger: newLogger(stderr, logLevel, "text"),
+		Logger: newLogger(stderr, logLevel, "text"), SchemaChange: change,
 	})
 	if err != nil {
 		return err
@@ -58,6 +64,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Prismatic simulator on %s\n  GraphQL:   POST %s/api  (Authorization: Bearer %s)\n  refresh:   POST %s/auth/refresh  {\"refresh_token\":\"%s\"}\n  admin:     %s/admin/instances\n  demo:      %s\n",
 		base, base, prismaticsim.DefaultAccessToken, base, prismaticsim.DefaultRefreshToken, base, sim.DemoInstanceID())
+	switch {
+	case change.Field != "" && change.Type == "":
+		fmt.Fprintf(stdout, "  schema:    schema.graphql without %s\n", change.Field)
+	case change.Field != "":
+		fmt.Fprintf(stdout, "  schema:    schema.graphql with %s of type %s\n", change.Field, change.Type)
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -205,6 +205,7 @@ type faultsJSON struct {
 	ErrorRate            *float64 `json:"errorRate,omitempty"`
 	RateLimitRate        *float64 `json:"rateLimitRate,omitempty"`
 	RetryAfter           *string  `json:"retryAfter,omitempty"`
+	PageSizeLimit        *int     `json:"pageSizeLimit,omitempty"`
 	WebhookDropRate      *float64 `json:"webhookDropRate,omitempty"`
 	WebhookDuplicateRate *float64 `json:"webhookDuplicateRate,omitempty"`
 	WebhookReorderRate   *float64 `json:"webhookReorderRate,omitempty"`
@@ -216,6 +217,7 @@ func faultsToJSON(f Faults) faultsJSON {
 	return faultsJSON{
 		Latency: d(f.Latency), LatencyJitter: d(f.LatencyJitter),
 		ErrorRate: &f.ErrorRate, RateLimitRate: &f.RateLimitRate, RetryAfter: d(f.RetryAfter),
+		PageSizeLimit:   &f.PageSizeLimit,
 		WebhookDropRate: &f.WebhookDropRate, WebhookDuplicateRate: &f.WebhookDuplicateRate,
 		WebhookReorderRate: &f.WebhookReorderRate, ReorderDelay: d(f.ReorderDelay),
 	}
@@ -253,6 +255,9 @@ func (j faultsJSON) apply(f Faults) (Faults, error) {
 		if r.src != nil {
 			*r.dst = *r.src
 		}
+	}
+	if j.PageSizeLimit != nil {
+		f.PageSizeLimit = *j.PageSizeLimit
 	}
 	return f, f.validate()
 }

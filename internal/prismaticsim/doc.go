@@ -5,10 +5,11 @@
 // variables, reusable customer connections and flow configs, and serves,
 // from one http.Handler:
 //
-//   - POST /api: a real GraphQL endpoint over the project's schema.graphql.
-//     Every query is parsed and validated with gqlparser and executed by the
-//     generic executor in package gqlexec, so any valid query over the
-//     modelled types answers, not only the daemon's own operations.
+//   - POST /api: a real GraphQL endpoint over the project's schema.graphql,
+//     served by the server gqlgen generates from it (package gqlserver), so
+//     any valid query over the modelled types answers, not only the daemon's
+//     own operations, and introspection answers when asked with the header
+//     Prismatic-Docs-Introspection: true.
 //   - POST /auth/refresh: the refresh-token exchange, giving short-lived JWT
 //     access tokens.
 //   - /admin/...: a JSON API that changes the model as Prismatic's UI would

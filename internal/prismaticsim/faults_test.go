@@ -1,7 +1,9 @@
 package prismaticsim
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -201,5 +203,61 @@ func TestFaultsAreReproducible(t *testing.T) {
 	}
 	if fails == 0 || fails == 20 {
 		t.Errorf("%d of 20 failed at rate 0.5", fails)
+	}
+}
+
+func TestPageSizeLimitFault(t *testing.T) {
+	sim, srv := newTestSim(t, Options{Faults: Faults{PageSizeLimit: 50}})
+	listOps := mustRead(t, "../../graphql/operations/list.graphql")
+	demo := sim.DemoInstanceID()
+	refused := []struct {
+		name, query, op, field string
+		vars                   map[string]any
+	}{
+		{"the reconciler's page of 100", listOps, "ListInstances", "instances", map[string]any{"first": 100}},
+		{"a literal first", `{ instances(first: 51) { totalCount } }`, "", "instances", nil},
+		{"last", `{ instances(last: 80) { totalCount } }`, "", "instances", nil},
+		{"a connection's default page of 100", `{ customerConfigVariables { totalCount } }`, "", "customerConfigVariables", nil},
+		{"inside a fragment", `query($id: ID!) { instance(id: $id) { ...F } } fragment F on Instance { configVariables(first: 60) { totalCount } }`, "", "configVariables", map[string]any{"id": demo}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			before := sim.Stats()
+			status, resp := doGraphQL(t, srv.URL, DefaultAccessToken, map[string]any{"query": tt.query, "operationName": tt.op, "variables": tt.vars})
+			if status != http.StatusOK || len(resp.Errors) != 1 || strings.Contains(string(resp.raw), `"data"`) {
+				t.Fatalf("status %d, %s; want 200 with one error and no data", status, resp.raw)
+			}
+			msg := fmt.Sprint(resp.Errors[0]["message"])
+			if !strings.Contains(msg, "too complex") || !strings.Contains(msg, "`"+tt.field+"`") || !strings.Contains(msg, "limit of 50") ||
+				path(t, resp.Errors[0], "extensions", "code") != TooComplexCode {
+				t.Errorf("error = %v", resp.Errors[0])
+			}
+			after := sim.Stats()
+			if after.TooComplex != before.TooComplex+1 || after.InstanceFetches != before.InstanceFetches {
+				t.Errorf("stats: tooComplex %d → %d, instance fetches %d → %d (nothing may run)", before.TooComplex, after.TooComplex, before.InstanceFetches, after.InstanceFetches)
+			}
+		})
+	}
+	// Pages within the limit answer, whichever way they are asked for.
+	status, resp := postGraphQLOp(t, srv.URL, listOps, "ListInstances", map[string]any{"first": 50})
+	if status != http.StatusOK || len(resp.Errors) > 0 || len(path(t, resp.Data, "instances", "nodes").([]any)) != 9 {
+		t.Errorf("first: 50 gave %d %s", status, resp.raw)
+	}
+	mustQuery(t, srv.URL, `query($id: ID!) { instance(id: $id) { configVariables(first: 50) { totalCount } } }`, map[string]any{"id": demo})
+
+	// The limit changes at run time; zero lifts it.
+	status, body := adminDo(t, srv.URL, "PUT", "/admin/faults", map[string]any{"pageSizeLimit": 0})
+	if status != http.StatusOK || body["pageSizeLimit"] != float64(0) {
+		t.Fatalf("PUT pageSizeLimit = %d %v", status, body)
+	}
+	mustQuery(t, srv.URL, `{ instances(first: 100) { totalCount } }`, nil)
+	if status, body := adminDo(t, srv.URL, "PUT", "/admin/faults", map[string]any{"pageSizeLimit": -1}); status != http.StatusBadRequest {
+		t.Errorf("a negative limit: %d %v", status, body)
+	}
+	if err := sim.SetFaults(Faults{PageSizeLimit: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := postGraphQL(t, srv.URL, DefaultAccessToken, `{ instances(first: 11) { totalCount } }`, nil); len(resp.Errors) != 1 {
+		t.Errorf("after SetFaults: %s", resp.raw)
 	}
 }

@@ -392,16 +392,13 @@ func TestScalarsAndIDs(t *testing.T) {
 	}
 }
 
-// TestEveryFieldResolves proves the model covers the schema: every object
-// field has a resolver, and a query selecting every field (three levels of
-// objects deep) from each root field answers without an error.
+// TestEveryFieldResolves proves the model covers the schema: a query
+// selecting every field (four levels of objects deep) from each root field
+// answers without an error, so no non-null field was left unset.
 func TestEveryFieldResolves(t *testing.T) {
 	sim, srv := newTestSim(t, Options{})
-	if u := sim.exec.Unresolved(); len(u) > 0 {
-		t.Fatalf("fields without a resolver: %v", u)
-	}
 	ccv := sim.CustomerConnections()[0].ID
-	schema := sim.exec.Schema()
+	schema := sim.schema
 	for _, root := range []string{"instance", "instances", "customerConfigVariable", "customerConfigVariables"} {
 		t.Run(root, func(t *testing.T) {
 			f := schema.Query.Fields.ForName(root)

@@ -92,6 +92,12 @@ type Faults struct {
 	// seconds rounded up.
 	RateLimitRate float64
 	RetryAfter    time.Duration
+	// PageSizeLimit, when positive, refuses every request in which a field
+	// asks for more than that many records (first or last) as too complex:
+	// HTTP 200 with one GraphQL error (extensions.code TooComplexCode) and
+	// no data, as APIs that limit a query's size or cost answer. Zero
+	// refuses none (MaxPageSize still applies).
+	PageSizeLimit int
 	// WebhookDropRate is the fraction of webhooks never sent.
 	WebhookDropRate float64
 	// WebhookDuplicateRate is the fraction of webhooks sent twice.
@@ -128,6 +134,9 @@ func (f Faults) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("faults: %s %v is negative", d.name, d.v)
 		}
+	}
+	if f.PageSizeLimit < 0 {
+		return fmt.Errorf("faults: PageSizeLimit %d is negative", f.PageSizeLimit)
 	}
 	return nil
 }
@@ -182,6 +191,10 @@ type Options struct {
 	ConnectionPayload PayloadShape
 	// EventLogSize bounds the event log; zero means DefaultEventLogSize.
 	EventLogSize int
+
+	// SchemaChange, when set, serves a schema that differs from
+	// schema.graphql in one field.
+	SchemaChange SchemaChange
 
 	// Faults are the initial fault settings, changeable at run time with
 	// SetFaults or PUT /admin/faults. Embedded so that, for example,

@@ -6,19 +6,21 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
+	"github.com/prismcache/prismcache/internal/prismaticsim/gqlserver"
 )
 
-// page is one page of any *Connection type.
-type page struct {
-	nodes []any
-	info  pageInfo
-	total int
+// pageArgs are a connection field's pagination arguments; nil is absent.
+// Fields without last, before or offset in the schema leave them nil.
+type pageArgs struct {
+	first, last, offset *int
+	after, before       *string
 }
 
-type pageInfo struct {
-	startCursor, endCursor *string
-	hasNext, hasPrev       bool
+// page is one page of items.
+type page[T any] struct {
+	nodes []T
+	info  *gqlserver.PageInfo
+	total int
 }
 
 // cursor is Relay's offset cursor, as Prismatic's: base64 of
@@ -27,8 +29,12 @@ func cursor(offset int) string {
 	return base64.StdEncoding.EncodeToString([]byte("arrayconnection:" + strconv.Itoa(offset)))
 }
 
-func cursorOffset(c string) (int, bool) {
-	raw, err := base64.StdEncoding.DecodeString(c)
+// cursorOffset reads a cursor; a nil or malformed one is absent.
+func cursorOffset(c *string) (int, bool) {
+	if c == nil {
+		return 0, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(*c)
 	if err != nil {
 		return 0, false
 	}
@@ -48,63 +54,54 @@ func cursorOffset(c string) (int, bool) {
 // graphene-django's limits: with neither first nor last, first is
 // MaxPageSize; more than MaxPageSize is an error; offset counts from after;
 // a malformed cursor is ignored.
-func paginate[T any](items []T, args gqlexec.Args, field string) (*page, error) {
-	first, hasFirst := args.Int("first")
-	last, hasLast := args.Int("last")
-	for _, a := range []struct {
+func paginate[T any](items []T, a pageArgs, field string) (page[T], error) {
+	for _, arg := range []struct {
 		name string
-		n    int
-		has  bool
-	}{{"first", first, hasFirst}, {"last", last, hasLast}} {
-		if !a.has {
+		n    *int
+	}{{"first", a.first}, {"last", a.last}} {
+		if arg.n == nil {
 			continue
 		}
-		if a.n < 0 {
-			return nil, fmt.Errorf("argument %s must be a non-negative integer", a.name)
+		if *arg.n < 0 {
+			return page[T]{}, fmt.Errorf("argument %s must be a non-negative integer", arg.name)
 		}
-		if a.n > MaxPageSize {
-			return nil, fmt.Errorf("requesting %d records on the `%s` connection exceeds the `%s` limit of %d records", a.n, field, a.name, MaxPageSize)
+		if *arg.n > MaxPageSize {
+			return page[T]{}, fmt.Errorf("requesting %d records on the `%s` connection exceeds the `%s` limit of %d records", *arg.n, field, arg.name, MaxPageSize)
 		}
 	}
-	if !hasFirst && !hasLast {
-		first, hasFirst = MaxPageSize, true
+	if a.first == nil && a.last == nil {
+		a.first = ptr(MaxPageSize)
 	}
 	total := len(items)
 	after := -1
-	if c, ok := args.String("after"); ok {
-		if off, ok := cursorOffset(c); ok {
-			after = off
-		}
+	if off, ok := cursorOffset(a.after); ok {
+		after = off
 	}
 	before := total
-	if c, ok := args.String("before"); ok {
-		if off, ok := cursorOffset(c); ok {
-			before = off
-		}
+	if off, ok := cursorOffset(a.before); ok {
+		before = off
 	}
-	if off, ok := args.Int("offset"); ok && off > 0 {
-		after += off
+	if a.offset != nil && *a.offset > 0 {
+		after += *a.offset
 	}
 	lower := max(after+1, 0)
 	upper := min(before, total)
 	start, end := lower, upper
-	if hasFirst {
-		end = min(end, start+first)
+	if a.first != nil {
+		end = min(end, start+*a.first)
 	}
-	if hasLast {
-		start = max(start, end-last)
+	if a.last != nil {
+		start = max(start, end-*a.last)
 	}
 	if start > end {
 		start = end
 	}
-	p := &page{total: total, nodes: make([]any, 0, end-start)}
-	for i := start; i < end; i++ {
-		p.nodes = append(p.nodes, items[i])
-	}
+	p := page[T]{nodes: items[start:end:end], total: total, info: &gqlserver.PageInfo{
+		HasPreviousPage: a.last != nil && start > lower,
+		HasNextPage:     a.first != nil && end < upper,
+	}}
 	if end > start {
-		p.info.startCursor, p.info.endCursor = ptr(cursor(start)), ptr(cursor(end-1))
+		p.info.StartCursor, p.info.EndCursor = ptr(cursor(start)), ptr(cursor(end-1))
 	}
-	p.info.hasPrev = hasLast && start > lower
-	p.info.hasNext = hasFirst && end < upper
 	return p, nil
 }

@@ -3,71 +3,59 @@ package prismaticsim
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
+	"github.com/prismcache/prismcache/internal/prismaticsim/gqlserver"
 )
 
-// resolveInstance is Query.instance(id:): null (no error) for an unknown,
-// deleted or malformed id, which is the safest reading of the undocumented
-// real behaviour (api-facts §5 q8).
-func (s *Sim) resolveInstance(_ context.Context, p gqlexec.Params) (any, error) {
-	id, _ := p.Args.String("id")
-	s.stats.add(func(st *Stats) {
+// Instance is Query.instance(id:): null (no error) for an unknown, deleted
+// or malformed id, which is the safest reading of the undocumented real
+// behaviour (api-facts §5 q8).
+func (r queryResolver) Instance(_ context.Context, id string) (*gqlserver.Instance, error) {
+	r.s.stats.add(func(st *Stats) {
 		st.InstanceFetches++
 		st.InstanceFetchesByID[id]++
 	})
-	in := s.m.byID[canonicalID("Instance", id)]
-	if in == nil {
-		return nil, nil
+	if in := r.s.m.byID[canonicalID("Instance", id)]; in != nil {
+		return gqlInstance(in), nil
 	}
-	return in, nil
+	return nil, nil
 }
 
-// resolveInstances is Query.instances(...) with every filter of the schema.
-func (s *Sim) resolveInstances(_ context.Context, p gqlexec.Params) (any, error) {
-	a := p.Args
+// Instances is Query.instances(...) with every filter of the schema;
+// compatibility is accepted and ignored.
+func (r queryResolver) Instances(_ context.Context, isSystem *bool, _ *int, before, after *string, first, last, offset *int,
+	name, nameIcontains, customer, customerExternalID, integration *string, enabled, needsDeploy *bool,
+	sortBy []*gqlserver.InstanceOrder,
+) (*gqlserver.InstanceConnection, error) {
+	match := func(in *instance) bool {
+		switch {
+		case isSystem != nil && in.isSystem != *isSystem,
+			enabled != nil && in.enabled != *enabled,
+			needsDeploy != nil && in.needsDeploy != *needsDeploy,
+			customer != nil && canonicalID("Customer", *customer) != in.customer.id,
+			integration != nil && canonicalID("Integration", *integration) != in.integration.id,
+			customerExternalID != nil && (in.customer.externalID == nil || *in.customer.externalID != *customerExternalID),
+			name != nil && in.name != *name,
+			nameIcontains != nil && !strings.Contains(strings.ToLower(in.name), strings.ToLower(*nameIcontains)):
+			return false
+		}
+		return true
+	}
 	var out []*instance
-	for _, in := range s.m.instances {
-		if matchInstance(in, a) {
+	for _, in := range r.s.m.instances {
+		if match(in) {
 			out = append(out, in)
 		}
 	}
-	order, err := instanceOrder(a)
-	if err != nil {
-		return nil, err
+	var order []orderKey
+	for _, o := range sortBy {
+		if o != nil { // a null item
+			order = append(order, orderKey{field: string(o.Field), desc: o.Direction == gqlserver.OrderDirectionDesc})
+		}
 	}
-	return paginate(sortInstances(out, order), a, "instances")
-}
-
-func matchInstance(in *instance, a gqlexec.Args) bool {
-	if v, ok := a.Bool("isSystem"); ok && in.isSystem != v {
-		return false
-	}
-	if v, ok := a.Bool("enabled"); ok && in.enabled != v {
-		return false
-	}
-	if v, ok := a.Bool("needsDeploy"); ok && in.needsDeploy != v {
-		return false
-	}
-	if v, ok := a.String("customer"); ok && canonicalID("Customer", v) != in.customer.id {
-		return false
-	}
-	if v, ok := a.String("integration"); ok && canonicalID("Integration", v) != in.integration.id {
-		return false
-	}
-	if v, ok := a.String("customer_ExternalId"); ok && (in.customer.externalID == nil || *in.customer.externalID != v) {
-		return false
-	}
-	if v, ok := a.String("name"); ok && in.name != v {
-		return false
-	}
-	if v, ok := a.String("name_Icontains"); ok && !strings.Contains(strings.ToLower(in.name), strings.ToLower(v)) {
-		return false
-	}
-	return true
+	return instancePage(sortInstances(out, order), pageArgs{first: first, last: last, offset: offset, after: after, before: before})
 }
 
 type orderKey struct {
@@ -75,26 +63,8 @@ type orderKey struct {
 	desc  bool
 }
 
-// instanceOrder reads sortBy: a list of {field, direction} (a single object
-// has already been wrapped into a list).
-func instanceOrder(a gqlexec.Args) ([]orderKey, error) {
-	list, _ := a.List("sortBy")
-	var out []orderKey
-	for _, item := range list {
-		m, ok := item.(map[string]any)
-		if !ok {
-			continue // a null item
-		}
-		field, _ := m["field"].(string)
-		dir, _ := m["direction"].(string)
-		if _, ok := instanceSortFields[field]; !ok {
-			return nil, fmt.Errorf("cannot sort instances by %q", field)
-		}
-		out = append(out, orderKey{field: field, desc: dir == "DESC"})
-	}
-	return out, nil
-}
-
+// instanceSortFields compares instances by each InstanceOrderField; the
+// enum's values are all here, and gqlgen refuses any other.
 var instanceSortFields = map[string]func(a, b *instance) int{
 	"CATEGORY":         func(a, b *instance) int { return cmp.Compare(a.integration.category, b.integration.category) },
 	"CREATED_AT":       func(a, b *instance) int { return a.createdAt.Compare(b.createdAt) },
@@ -141,45 +111,34 @@ func sortInstances(ins []*instance, keys []orderKey) []*instance {
 	return out
 }
 
-// resolveCustomerConfigVariable is Query.customerConfigVariable(id:): null
-// for an unknown or malformed id.
-func (s *Sim) resolveCustomerConfigVariable(_ context.Context, p gqlexec.Params) (any, error) {
-	id, _ := p.Args.String("id")
-	if c := s.m.ccvByID(canonicalID("CustomerConfigVariable", id)); c != nil {
-		return c, nil
-	}
-	return nil, nil
+// CustomerConfigVariable is Query.customerConfigVariable(id:): null for an
+// unknown or malformed id.
+func (r queryResolver) CustomerConfigVariable(_ context.Context, id string) (*gqlserver.CustomerConfigVariable, error) {
+	return gqlCustomerConn(r.s.m.ccvByID(canonicalID("CustomerConfigVariable", id))), nil
 }
 
-// resolveCustomerConfigVariables is Query.customerConfigVariables(...) with
-// its filters id_In, key, customer, isTest and scopedConfigVariable.
-func (s *Sim) resolveCustomerConfigVariables(_ context.Context, p gqlexec.Params) (any, error) {
-	a := p.Args
+// CustomerConfigVariables is Query.customerConfigVariables(...) with its
+// filters id_In, key, customer, isTest and scopedConfigVariable.
+func (r queryResolver) CustomerConfigVariables(_ context.Context, before, after *string, first, last, offset *int,
+	idIn []*string, key, customer *string, isTest *bool, scopedConfigVariable *string,
+) (*gqlserver.CustomerConfigVariableConnection, error) {
 	var ids []string
-	idIn, filterIDs := a.List("id_In")
-	for _, v := range idIn {
-		if id, ok := v.(string); ok {
-			ids = append(ids, canonicalID("CustomerConfigVariable", id))
+	for _, id := range idIn {
+		if id != nil {
+			ids = append(ids, canonicalID("CustomerConfigVariable", *id))
 		}
 	}
 	var out []*customerConn
-	for _, c := range s.m.ccvs {
-		if filterIDs && !slices.Contains(ids, c.id) {
-			continue
-		}
-		if v, ok := a.String("key"); ok && c.key != v {
-			continue
-		}
-		if v, ok := a.String("customer"); ok && canonicalID("Customer", v) != c.customer.id {
-			continue
-		}
-		if v, ok := a.Bool("isTest"); ok && c.isTest != v {
-			continue
-		}
-		if v, ok := a.String("scopedConfigVariable"); ok && (c.scoped == nil || canonicalID("ScopedConfigVariable", v) != c.scoped.id) {
+	for _, c := range r.s.m.ccvs {
+		switch {
+		case idIn != nil && !slices.Contains(ids, c.id),
+			key != nil && c.key != *key,
+			customer != nil && canonicalID("Customer", *customer) != c.customer.id,
+			isTest != nil && c.isTest != *isTest,
+			scopedConfigVariable != nil && (c.scoped == nil || canonicalID("ScopedConfigVariable", *scopedConfigVariable) != c.scoped.id):
 			continue
 		}
 		out = append(out, c)
 	}
-	return paginate(out, a, "customerConfigVariables")
+	return customerConnPage(out, pageArgs{first: first, last: last, offset: offset, after: after, before: before})
 }

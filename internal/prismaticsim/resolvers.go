@@ -2,297 +2,310 @@ package prismaticsim
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
+	"github.com/prismcache/prismcache/internal/prismaticsim/gqlserver"
 )
 
-// Resolvers for every object type and field of schema.graphql. They run under
-// Sim.mu's read lock (the /api handler holds it for the whole request) and
-// read the model directly.
+// The GraphQL layer: package gqlserver is the server gqlgen generates from
+// schema.graphql; it parses, validates and executes every query and answers
+// introspection. What is ours is below: the model objects turned into
+// gqlserver's structs (the gql* functions), and resolvers for the fields
+// that take arguments or cost a walk over the model. All of it runs under
+// Sim.mu's read lock, which the /api handler holds for the whole request.
 
-// dateTimeFormat renders DateTime as Prismatic does:
-// 2022-02-28T21:04:42.282103+00:00.
-const dateTimeFormat = "2006-01-02T15:04:05.000000-07:00"
+// resolver is gqlserver.ResolverRoot.
+type resolver struct{ s *Sim }
 
-var scalars = map[string]gqlexec.Serializer{
-	"DateTime": func(v any) (any, error) {
-		t, ok := v.(time.Time)
-		if !ok {
-			return nil, fmt.Errorf("DateTime: got %T", v)
-		}
-		return t.UTC().Format(dateTimeFormat), nil
-	},
-	// JSONString values are strings holding JSON text.
-	"JSONString": func(v any) (any, error) {
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("JSONString: got %T", v)
-		}
-		return s, nil
-	},
+type (
+	queryResolver                  resolver
+	instanceResolver               resolver
+	instanceConfigVariableResolver resolver
+	customerConfigVariableResolver resolver
+	scopedConfigVariableResolver   resolver
+)
+
+func (r resolver) Query() gqlserver.QueryResolver       { return queryResolver(r) }
+func (r resolver) Instance() gqlserver.InstanceResolver { return instanceResolver(r) }
+func (r resolver) InstanceConfigVariable() gqlserver.InstanceConfigVariableResolver {
+	return instanceConfigVariableResolver(r)
+}
+func (r resolver) CustomerConfigVariable() gqlserver.CustomerConfigVariableResolver {
+	return customerConfigVariableResolver(r)
+}
+func (r resolver) ScopedConfigVariable() gqlserver.ScopedConfigVariableResolver {
+	return scopedConfigVariableResolver(r)
 }
 
-// get adapts a plain accessor of a source of type T.
-func get[T any](f func(T) any) gqlexec.Resolver {
-	return func(_ context.Context, p gqlexec.Params) (any, error) {
-		return f(p.Source.(T)), nil
-	}
-}
-
-// withArgs adapts an accessor that reads arguments and may fail.
-func withArgs[T any](f func(T, gqlexec.Args) (any, error)) gqlexec.Resolver {
-	return func(_ context.Context, p gqlexec.Params) (any, error) {
-		return f(p.Source.(T), p.Args)
-	}
-}
+// oauthMeta is the meta of every connection: the simulator models OAuth 2.0
+// connections only.
+const oauthMeta = `{"authType":"oauth2"}`
 
 // optTime is null for the zero time.
-func optTime(t time.Time) any {
+func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	return t
+	return &t
 }
 
-// optStr is null for a nil pointer.
-func optStr(s *string) any {
-	if s == nil {
-		return nil
-	}
-	return *s
-}
-
-// orNull is null for an empty string.
-func orNull(s string) any {
+// orNull is null for an empty string; E is string or an enum type.
+func orNull[E ~string](s string) *E {
 	if s == "" {
 		return nil
 	}
-	return s
+	e := E(s)
+	return &e
 }
 
-func (s *Sim) resolvers() gqlexec.Resolvers {
-	conn := map[string]gqlexec.Resolver{
-		"nodes":      get(func(p *page) any { return p.nodes }),
-		"pageInfo":   get(func(p *page) any { return p.info }),
-		"totalCount": get(func(p *page) any { return p.total }),
+// ptrs turns a list of strings into a list of nullable strings.
+func ptrs(ss []string) []*string {
+	if ss == nil {
+		return nil
 	}
-	return gqlexec.Resolvers{
-		"Query": {
-			"instance":                s.resolveInstance,
-			"instances":               s.resolveInstances,
-			"customerConfigVariable":  s.resolveCustomerConfigVariable,
-			"customerConfigVariables": s.resolveCustomerConfigVariables,
-		},
-		"PageInfo": {
-			"startCursor":     get(func(i pageInfo) any { return optStr(i.startCursor) }),
-			"endCursor":       get(func(i pageInfo) any { return optStr(i.endCursor) }),
-			"hasNextPage":     get(func(i pageInfo) any { return i.hasNext }),
-			"hasPreviousPage": get(func(i pageInfo) any { return i.hasPrev }),
-		},
-		"InstanceConnection":               conn,
-		"InstanceConfigVariableConnection": conn,
-		"InstanceFlowConfigConnection":     conn,
-		"ExpressionConnection":             conn,
-		"CustomerConfigVariableConnection": conn,
-		"Instance":                         instanceResolvers(),
-		"InstanceConfigVariable":           configVarResolvers(),
-		"RequiredConfigVariable": {
-			"id":             get(func(r *requiredVar) any { return r.id }),
-			"key":            get(func(r *requiredVar) any { return r.key }),
-			"dataType":       get(func(r *requiredVar) any { return r.dataType }),
-			"collectionType": get(func(r *requiredVar) any { return orNull(r.collectionType) }),
-			"defaultValue":   get(func(r *requiredVar) any { return optStr(r.defaultValue) }),
-			"description":    get(func(r *requiredVar) any { return r.description }),
-			"connection":     get(func(r *requiredVar) any { return r.connection }),
-		},
-		"Connection": {
-			"id":        get(func(c *connectionDef) any { return c.id }),
-			"key":       get(func(c *connectionDef) any { return c.key }),
-			"label":     get(func(c *connectionDef) any { return c.label }),
-			"component": get(func(c *connectionDef) any { return c.component }),
-		},
-		"Component": {
-			"id":    get(func(c *component) any { return c.id }),
-			"key":   get(func(c *component) any { return c.key }),
-			"label": get(func(c *component) any { return c.label }),
-		},
-		"Expression": {
-			"id":       get(func(e *expression) any { return e.id }),
-			"name":     get(func(e *expression) any { return e.name }),
-			"type":     get(func(*expression) any { return "VALUE" }),
-			"value":    get(func(e *expression) any { return e.value }),
-			"meta":     get(func(e *expression) any { return optStr(e.meta) }),
-			"hasValue": get(func(e *expression) any { return e.value != "" }),
-		},
-		"InstanceFlowConfig": {
-			"id":             get(func(f *flowConfig) any { return f.id }),
-			"flow":           get(func(f *flowConfig) any { return f.flow }),
-			"apiKeys":        get(func(f *flowConfig) any { return f.apiKeys }),
-			"webhookUrl":     get(func(f *flowConfig) any { return f.webhookURL }),
-			"inFailedState":  get(func(f *flowConfig) any { return f.inFailedState }),
-			"lastExecutedAt": get(func(f *flowConfig) any { return optTime(f.lastExecutedAt) }),
-		},
-		"IntegrationFlow": {
-			"id":        get(func(f *flowDef) any { return f.id }),
-			"name":      get(func(f *flowDef) any { return f.name }),
-			"stableKey": get(func(f *flowDef) any { return f.stableKey }),
-		},
-		"Customer": {
-			"id":          get(func(c *customer) any { return c.id }),
-			"name":        get(func(c *customer) any { return c.name }),
-			"externalId":  get(func(c *customer) any { return optStr(c.externalID) }),
-			"description": get(func(c *customer) any { return c.description }),
-			"labels":      get(func(c *customer) any { return c.labels }),
-		},
-		"Integration": {
-			"id":            get(func(i *integration) any { return i.id }),
-			"name":          get(func(i *integration) any { return i.name }),
-			"versionNumber": get(func(i *integration) any { return i.versionNumber }),
-			"category":      get(func(i *integration) any { return i.category }),
-			"createdAt":     get(func(i *integration) any { return i.createdAt }),
-		},
-		"CustomerConfigVariable": customerConnResolvers(),
-		"ScopedConfigVariable":   scopedResolvers(),
+	out := make([]*string, len(ss))
+	for i := range ss {
+		out[i] = &ss[i]
+	}
+	return out
+}
+
+// convert applies f to each item.
+func convert[T, U any](items []T, f func(T) U) []U {
+	out := make([]U, len(items))
+	for i, v := range items {
+		out[i] = f(v)
+	}
+	return out
+}
+
+func gqlInstance(in *instance) *gqlserver.Instance {
+	return &gqlserver.Instance{
+		ID:              in.id,
+		Name:            in.name,
+		Description:     in.description,
+		Enabled:         in.enabled,
+		DeployedVersion: in.deployedVersion,
+		NeedsDeploy:     in.needsDeploy,
+		LastDeployedAt:  optTime(in.lastDeployedAt),
+		LastExecutedAt:  optTime(in.lastExecutedAt),
+		CreatedAt:       in.createdAt,
+		UpdatedAt:       in.updatedAt,
+		Labels:          in.labels,
+		ConfigState:     orNull[gqlserver.InstanceConfigState](in.configState),
+		InFailedState:   in.inFailedState,
+		InstanceType:    orNull[gqlserver.InstanceType](in.instanceType),
+		DesignedBy:      gqlserver.InstanceDesignedBy(in.designedBy),
+		Customer:        gqlCustomer(in.customer),
+		Integration:     gqlIntegration(in.integration),
+		Src:             in,
 	}
 }
 
-func instanceResolvers() map[string]gqlexec.Resolver {
-	return map[string]gqlexec.Resolver{
-		"id":              get(func(in *instance) any { return in.id }),
-		"name":            get(func(in *instance) any { return in.name }),
-		"description":     get(func(in *instance) any { return in.description }),
-		"enabled":         get(func(in *instance) any { return in.enabled }),
-		"deployedVersion": get(func(in *instance) any { return in.deployedVersion }),
-		"needsDeploy":     get(func(in *instance) any { return in.needsDeploy }),
-		"lastDeployedAt":  get(func(in *instance) any { return optTime(in.lastDeployedAt) }),
-		"lastExecutedAt":  get(func(in *instance) any { return optTime(in.lastExecutedAt) }),
-		"createdAt":       get(func(in *instance) any { return in.createdAt }),
-		"updatedAt":       get(func(in *instance) any { return in.updatedAt }),
-		"labels":          get(func(in *instance) any { return in.labels }),
-		"configState":     get(func(in *instance) any { return in.configState }),
-		"inFailedState":   get(func(in *instance) any { return in.inFailedState }),
-		"instanceType":    get(func(in *instance) any { return in.instanceType }),
-		"designedBy":      get(func(in *instance) any { return in.designedBy }),
-		"customer":        get(func(in *instance) any { return in.customer }),
-		"integration":     get(func(in *instance) any { return in.integration }),
-		"configVariables": withArgs(func(in *instance, a gqlexec.Args) (any, error) {
-			vars := in.vars
-			// The status argument is a lower-case string ("error"), while
-			// statuses are returned upper-case ("ERROR").
-			if st, ok := a.String("status"); ok {
-				vars = nil
-				for _, v := range in.vars {
-					if c := v.cred(); c != nil && strings.EqualFold(c.status, st) {
-						vars = append(vars, v)
-					}
-				}
-			}
-			return paginate(vars, a, "configVariables")
-		}),
-		"flowConfigs": withArgs(func(in *instance, a gqlexec.Args) (any, error) {
-			return paginate(in.flows, a, "flowConfigs")
-		}),
+func gqlCustomer(c *customer) *gqlserver.Customer {
+	if c == nil {
+		return nil
+	}
+	return &gqlserver.Customer{ID: c.id, Name: c.name, ExternalID: c.externalID, Description: ptr(c.description), Labels: ptrs(c.labels)}
+}
+
+func gqlIntegration(i *integration) *gqlserver.Integration {
+	return &gqlserver.Integration{ID: i.id, Name: i.name, VersionNumber: ptr(i.versionNumber), Category: ptr(i.category), CreatedAt: i.createdAt}
+}
+
+// gqlConfigVar converts an instance's variable; parent is that instance.
+func gqlConfigVar(v *configVar, parent *gqlserver.Instance) *gqlserver.InstanceConfigVariable {
+	out := &gqlserver.InstanceConfigVariable{
+		ID:                     v.id,
+		Value:                  v.value,
+		RequiredConfigVariable: gqlRequiredVar(v.req),
+		CustomerConfigVariable: gqlCustomerConn(v.shared),
+		Instance:               parent,
+		ScheduleType:           orNull[gqlserver.InstanceConfigVariableScheduleType](v.req.scheduleType),
+		TimeZone:               orNull[string](v.req.timeZone),
+		UpdatedAt:              optTime(v.updatedAt),
+		Src:                    v,
+	}
+	if c := v.cred(); c != nil {
+		out.Status = orNull[gqlserver.InstanceConfigVariableStatus](c.status)
+		out.RefreshAt = optTime(c.refreshAt)
+		out.LastSuccessfulRefreshAt = optTime(c.lastRefresh)
+	}
+	if v.req.isConnection() {
+		out.Meta = ptr(oauthMeta)
+		out.AuthorizeURL = ptr("https://prismaticsim.invalid/oauth2/authorize?configVariable=" + v.id)
+	}
+	return out
+}
+
+func gqlRequiredVar(r *requiredVar) *gqlserver.RequiredConfigVariable {
+	return &gqlserver.RequiredConfigVariable{
+		ID:             r.id,
+		Key:            r.key,
+		DataType:       gqlserver.RequiredConfigVariableDataType(r.dataType),
+		CollectionType: orNull[gqlserver.RequiredConfigVariableCollectionType](r.collectionType),
+		DefaultValue:   r.defaultValue,
+		Description:    ptr(r.description),
+		Connection:     gqlConnectionDef(r.connection),
 	}
 }
 
-func configVarResolvers() map[string]gqlexec.Resolver {
-	credField := func(f func(c *credential) any) gqlexec.Resolver {
-		return get(func(v *configVar) any {
-			if c := v.cred(); c != nil {
-				return f(c)
-			}
-			return nil
-		})
+func gqlConnectionDef(c *connectionDef) *gqlserver.Connection {
+	if c == nil {
+		return nil
 	}
-	return map[string]gqlexec.Resolver{
-		"id":                      get(func(v *configVar) any { return v.id }),
-		"value":                   get(func(v *configVar) any { return optStr(v.value) }),
-		"status":                  credField(func(c *credential) any { return c.status }),
-		"refreshAt":               credField(func(c *credential) any { return optTime(c.refreshAt) }),
-		"lastSuccessfulRefreshAt": credField(func(c *credential) any { return optTime(c.lastRefresh) }),
-		"requiredConfigVariable":  get(func(v *configVar) any { return v.req }),
-		"meta": get(func(v *configVar) any {
-			if v.req.isConnection() {
-				return `{"authType":"oauth2"}`
-			}
-			return nil
-		}),
-		"authorizeUrl": get(func(v *configVar) any {
-			if v.req.isConnection() {
-				return "https://prismaticsim.invalid/oauth2/authorize?configVariable=" + v.id
-			}
-			return nil
-		}),
-		"customerConfigVariable": get(func(v *configVar) any { return v.shared }),
-		"instance":               get(func(v *configVar) any { return v.inst }),
-		"scheduleType":           get(func(v *configVar) any { return orNull(v.req.scheduleType) }),
-		"timeZone":               get(func(v *configVar) any { return orNull(v.req.timeZone) }),
-		"updatedAt":              get(func(v *configVar) any { return optTime(v.updatedAt) }),
-		// A plain variable has no inputs; a connection backed by a customer
-		// connection shows that connection's.
-		"inputs": withArgs(func(v *configVar, a gqlexec.Args) (any, error) {
-			var inputs []*expression
-			if c := v.cred(); c != nil {
-				inputs = c.inputs
-			}
-			return paginate(inputs, a, "inputs")
-		}),
+	comp := &gqlserver.Component{ID: c.component.id, Key: c.component.key, Label: c.component.label}
+	return &gqlserver.Connection{ID: c.id, Key: c.key, Label: c.label, Component: comp}
+}
+
+func gqlExpression(e *expression) *gqlserver.Expression {
+	return &gqlserver.Expression{ID: e.id, Name: e.name, Type: gqlserver.ExpressionTypeValue, Value: e.value, Meta: e.meta, HasValue: e.value != ""}
+}
+
+func gqlFlowConfig(f *flowConfig) *gqlserver.InstanceFlowConfig {
+	return &gqlserver.InstanceFlowConfig{
+		ID:             f.id,
+		Flow:           &gqlserver.IntegrationFlow{ID: f.flow.id, Name: f.flow.name, StableKey: ptr(f.flow.stableKey)},
+		APIKeys:        ptrs(f.apiKeys),
+		WebhookURL:     ptr(f.webhookURL),
+		InFailedState:  f.inFailedState,
+		LastExecutedAt: optTime(f.lastExecutedAt),
 	}
 }
 
-func customerConnResolvers() map[string]gqlexec.Resolver {
-	return map[string]gqlexec.Resolver{
-		"id":       get(func(c *customerConn) any { return c.id }),
-		"key":      get(func(c *customerConn) any { return c.key }),
-		"status":   get(func(c *customerConn) any { return c.cred.status }),
-		"isTest":   get(func(c *customerConn) any { return c.isTest }),
-		"customer": get(func(c *customerConn) any { return c.customer }),
-		"meta":     get(func(*customerConn) any { return `{"authType":"oauth2"}` }),
-		"authorizeUrl": get(func(c *customerConn) any {
-			return "https://prismaticsim.invalid/oauth2/authorize?customerConfigVariable=" + c.id
-		}),
-		"refreshAt":               get(func(c *customerConn) any { return optTime(c.cred.refreshAt) }),
-		"lastSuccessfulRefreshAt": get(func(c *customerConn) any { return optTime(c.cred.lastRefresh) }),
-		"lastConfiguredAt":        get(func(c *customerConn) any { return optTime(c.lastConfigured) }),
-		"hasDeployedInstances":    get(func(c *customerConn) any { return anyDeployed(c.instances()) }),
-		"isInUse":                 get(func(c *customerConn) any { return len(c.vars) > 0 }),
-		"scopedConfigVariable":    get(func(c *customerConn) any { return c.scoped }),
-		"inputs": withArgs(func(c *customerConn, a gqlexec.Args) (any, error) {
-			return paginate(c.cred.inputs, a, "inputs")
-		}),
-		"instances": withArgs(func(c *customerConn, a gqlexec.Args) (any, error) {
-			return paginate(sortInstances(c.instances(), nil), a, "instances")
-		}),
+func gqlCustomerConn(c *customerConn) *gqlserver.CustomerConfigVariable {
+	if c == nil {
+		return nil
+	}
+	return &gqlserver.CustomerConfigVariable{
+		ID:                      c.id,
+		Key:                     ptr(c.key),
+		Status:                  orNull[gqlserver.CustomerConfigVariableStatus](c.cred.status),
+		IsTest:                  c.isTest,
+		Customer:                gqlCustomer(c.customer),
+		Meta:                    ptr(oauthMeta),
+		AuthorizeURL:            ptr("https://prismaticsim.invalid/oauth2/authorize?customerConfigVariable=" + c.id),
+		RefreshAt:               optTime(c.cred.refreshAt),
+		LastSuccessfulRefreshAt: optTime(c.cred.lastRefresh),
+		LastConfiguredAt:        optTime(c.lastConfigured),
+		HasDeployedInstances:    anyDeployed(c.instances()),
+		IsInUse:                 len(c.vars) > 0,
+		Src:                     c,
 	}
 }
 
-func scopedResolvers() map[string]gqlexec.Resolver {
-	instancesOf := func(sv *scopedVar) []*instance {
-		var out []*instance
-		for _, c := range sv.ccvs {
-			out = append(out, c.instances()...)
+func gqlScopedVar(sv *scopedVar) *gqlserver.ScopedConfigVariable {
+	return &gqlserver.ScopedConfigVariable{
+		ID:          sv.id,
+		Key:         ptr(sv.key),
+		StableKey:   ptr(sv.stableKey),
+		Description: ptr(sv.description),
+		Status:      orNull[gqlserver.ScopedConfigVariableStatus](sv.status),
+		Connection:  gqlConnectionDef(sv.connection),
+		Customer:    nil, // org-scoped: no one customer
+		Src:         sv,
+	}
+}
+
+func (instanceResolver) ConfigVariables(_ context.Context, obj *gqlserver.Instance, status, after *string, first *int) (*gqlserver.InstanceConfigVariableConnection, error) {
+	vars := obj.Src.(*instance).vars
+	// The status argument is a lower-case string ("error"), while statuses
+	// are returned upper-case ("ERROR").
+	if status != nil {
+		var matching []*configVar
+		for _, v := range vars {
+			if c := v.cred(); c != nil && strings.EqualFold(c.status, *status) {
+				matching = append(matching, v)
+			}
 		}
-		return sortInstances(out, nil)
+		vars = matching
 	}
-	return map[string]gqlexec.Resolver{
-		"id":                   get(func(sv *scopedVar) any { return sv.id }),
-		"key":                  get(func(sv *scopedVar) any { return sv.key }),
-		"stableKey":            get(func(sv *scopedVar) any { return sv.stableKey }),
-		"description":          get(func(sv *scopedVar) any { return sv.description }),
-		"status":               get(func(sv *scopedVar) any { return sv.status }),
-		"connection":           get(func(sv *scopedVar) any { return sv.connection }),
-		"customer":             get(func(*scopedVar) any { return nil }), // org-scoped: no one customer
-		"hasDeployedInstances": get(func(sv *scopedVar) any { return anyDeployed(instancesOf(sv)) }),
-		"instances": withArgs(func(sv *scopedVar, a gqlexec.Args) (any, error) {
-			return paginate(instancesOf(sv), a, "instances")
-		}),
-		"customerConfigVariables": withArgs(func(sv *scopedVar, a gqlexec.Args) (any, error) {
-			return paginate(sv.ccvs, a, "customerConfigVariables")
-		}),
+	p, err := paginate(vars, pageArgs{after: after, first: first}, "configVariables")
+	if err != nil {
+		return nil, err
 	}
+	nodes := convert(p.nodes, func(v *configVar) *gqlserver.InstanceConfigVariable { return gqlConfigVar(v, obj) })
+	return &gqlserver.InstanceConfigVariableConnection{Nodes: nodes, PageInfo: p.info, TotalCount: p.total}, nil
+}
+
+func (instanceResolver) FlowConfigs(_ context.Context, obj *gqlserver.Instance, after *string, first *int) (*gqlserver.InstanceFlowConfigConnection, error) {
+	p, err := paginate(obj.Src.(*instance).flows, pageArgs{after: after, first: first}, "flowConfigs")
+	if err != nil {
+		return nil, err
+	}
+	return &gqlserver.InstanceFlowConfigConnection{Nodes: convert(p.nodes, gqlFlowConfig), PageInfo: p.info, TotalCount: p.total}, nil
+}
+
+// Inputs of a plain variable are empty; a connection backed by a customer
+// connection shows that connection's.
+func (instanceConfigVariableResolver) Inputs(_ context.Context, obj *gqlserver.InstanceConfigVariable, after *string, first *int) (*gqlserver.ExpressionConnection, error) {
+	var inputs []*expression
+	if c := obj.Src.(*configVar).cred(); c != nil {
+		inputs = c.inputs
+	}
+	return expressionPage(inputs, after, first)
+}
+
+func (customerConfigVariableResolver) Inputs(_ context.Context, obj *gqlserver.CustomerConfigVariable, after *string, first *int) (*gqlserver.ExpressionConnection, error) {
+	return expressionPage(obj.Src.(*customerConn).cred.inputs, after, first)
+}
+
+func expressionPage(inputs []*expression, after *string, first *int) (*gqlserver.ExpressionConnection, error) {
+	p, err := paginate(inputs, pageArgs{after: after, first: first}, "inputs")
+	if err != nil {
+		return nil, err
+	}
+	return &gqlserver.ExpressionConnection{Nodes: convert(p.nodes, gqlExpression), PageInfo: p.info, TotalCount: p.total}, nil
+}
+
+func (customerConfigVariableResolver) Instances(_ context.Context, obj *gqlserver.CustomerConfigVariable, after *string, first *int) (*gqlserver.InstanceConnection, error) {
+	return instancePage(sortInstances(obj.Src.(*customerConn).instances(), nil), pageArgs{after: after, first: first})
+}
+
+func (customerConfigVariableResolver) ScopedConfigVariable(_ context.Context, obj *gqlserver.CustomerConfigVariable) (*gqlserver.ScopedConfigVariable, error) {
+	if sv := obj.Src.(*customerConn).scoped; sv != nil {
+		return gqlScopedVar(sv), nil
+	}
+	return nil, nil
+}
+
+// instancesOf lists the instances using any customer connection made from
+// sv.
+func instancesOf(sv *scopedVar) []*instance {
+	var out []*instance
+	for _, c := range sv.ccvs {
+		out = append(out, c.instances()...)
+	}
+	return sortInstances(out, nil)
+}
+
+func (scopedConfigVariableResolver) HasDeployedInstances(_ context.Context, obj *gqlserver.ScopedConfigVariable) (bool, error) {
+	return anyDeployed(instancesOf(obj.Src.(*scopedVar))), nil
+}
+
+func (scopedConfigVariableResolver) Instances(_ context.Context, obj *gqlserver.ScopedConfigVariable, after *string, first *int) (*gqlserver.InstanceConnection, error) {
+	return instancePage(instancesOf(obj.Src.(*scopedVar)), pageArgs{after: after, first: first})
+}
+
+func (scopedConfigVariableResolver) CustomerConfigVariables(_ context.Context, obj *gqlserver.ScopedConfigVariable, after *string, first *int) (*gqlserver.CustomerConfigVariableConnection, error) {
+	return customerConnPage(obj.Src.(*scopedVar).ccvs, pageArgs{after: after, first: first})
+}
+
+func instancePage(ins []*instance, a pageArgs) (*gqlserver.InstanceConnection, error) {
+	p, err := paginate(ins, a, "instances")
+	if err != nil {
+		return nil, err
+	}
+	return &gqlserver.InstanceConnection{Nodes: convert(p.nodes, gqlInstance), PageInfo: p.info, TotalCount: p.total}, nil
+}
+
+func customerConnPage(ccvs []*customerConn, a pageArgs) (*gqlserver.CustomerConfigVariableConnection, error) {
+	p, err := paginate(ccvs, a, "customerConfigVariables")
+	if err != nil {
+		return nil, err
+	}
+	return &gqlserver.CustomerConfigVariableConnection{Nodes: convert(p.nodes, gqlCustomerConn), PageInfo: p.info, TotalCount: p.total}, nil
 }
 
 func anyDeployed(ins []*instance) bool {

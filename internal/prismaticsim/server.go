@@ -5,9 +5,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
 )
 
 const maxBodyBytes = 1 << 20
@@ -25,7 +24,7 @@ func (s *Sim) routes() http.Handler {
 // (errors included) as the GraphQL-over-HTTP convention has it; a body that
 // is not a GraphQL request is a 400.
 func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
-	s.stats.add(func(st *Stats) { st.APIRequests++ })
+	s.stats.apiRequest()
 	f := s.faults.forAPI()
 	if f.delay > 0 {
 		t := time.NewTimer(f.delay)
@@ -53,7 +52,7 @@ func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	var req gqlexec.Request
+	var req graphqlRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
@@ -64,11 +63,13 @@ func (s *Sim) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, http.StatusBadRequest, "missing query")
 		return
 	}
-	s.mu.RLock()
-	resp := s.exec.Execute(r.Context(), req)
-	s.mu.RUnlock()
-	s.stats.add(func(st *Stats) { st.GraphQLRequests++ })
-	body, err := resp.MarshalJSON()
+	introspection := strings.EqualFold(r.Header.Get(IntrospectionHeader), "true")
+	resp, op := s.execute(r.Context(), req, introspection)
+	s.stats.add(func(st *Stats) {
+		st.GraphQLRequests++
+		st.GraphQLRequestsByOperation[op]++
+	})
+	body, err := resp.encode()
 	if err != nil {
 		writeGraphQLError(w, http.StatusInternalServerError, "encode response: "+err.Error())
 		return

@@ -7,11 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vektah/gqlparser/v2"
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"github.com/prismcache/prismcache"
-	"github.com/prismcache/prismcache/internal/prismaticsim/gqlexec"
 )
 
 // Sim is a simulated Prismatic organisation and the HTTP API in front of it.
@@ -29,7 +26,8 @@ type Sim struct {
 	last  time.Time
 	shape PayloadShape
 
-	exec    *gqlexec.Executor
+	schema  *ast.Schema // the schema served: schema.graphql, or its variant
+	gql     *executor.Executor
 	auth    *authority
 	faults  *faultState
 	stats   *statsState
@@ -44,9 +42,9 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prismaticsim: %w", err)
 	}
-	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: prismcache.Schema()})
+	schema, err := servedSchema(opts.SchemaChange)
 	if err != nil {
-		return nil, fmt.Errorf("prismaticsim: load schema: %w", err)
+		return nil, fmt.Errorf("prismaticsim: %w", err)
 	}
 	base := opts.Now().UTC().Truncate(time.Microsecond)
 	s := &Sim{
@@ -57,17 +55,12 @@ func New(opts Options) (*Sim, error) {
 		shape:  opts.ConnectionPayload,
 		auth:   newAuthority(opts),
 		faults: newFaultState(opts.Seed, opts.Faults),
-		stats:  newStatsState(),
+		stats:  newStatsState(opts.Now),
 	}
 	s.auth.subject = s.m.userID
 	s.hooks = newSender(opts, s.faults, s.stats)
-	s.exec, err = gqlexec.New(schema, gqlexec.Config{
-		Resolvers: s.resolvers(),
-		Scalars:   scalars,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("prismaticsim: %w", err)
-	}
+	s.schema = schema
+	s.gql = s.newExecutor(schema)
 	s.handler = s.routes()
 	return s, nil
 }

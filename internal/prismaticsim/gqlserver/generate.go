@@ -1,0 +1,3 @@
+package gqlserver
+
+//go:generate go tool gqlgen generate --config gqlgen.yml
