@@ -35,6 +35,7 @@ type health struct {
 	redis      component
 	lastPass   *passInfo
 	everSynced bool
+	lastReady  string // the state /readyz last answered, to log changes
 }
 
 type passInfo struct {
@@ -119,8 +120,20 @@ func (h *health) state(ctx context.Context, synced func(context.Context) (bool, 
 
 // ready is /readyz: ready when Redis answers and a full sync is recorded
 // (degraded still serves).
+//
+// Anonymous callers get the state only; the reason goes to the log, once
+// per change of state, and to callers with the admin token.
 func (a *App) ready(ctx context.Context) (bool, string, string) {
 	state, detail := a.health.state(ctx, a.store.Synced)
+	a.health.mu.Lock()
+	changed := a.health.lastReady != state
+	a.health.lastReady = state
+	a.health.mu.Unlock()
+	if changed && state != StateOK {
+		a.log().Warn("readiness", "state", state, "detail", detail)
+	} else if changed {
+		a.log().Info("readiness", "state", state)
+	}
 	return state == StateOK || state == StateDegraded, state, detail
 }
 
@@ -135,15 +148,17 @@ func redactURL(s string) string {
 
 // Status is the body of GET /status.
 type Status struct {
-	Status      string               `json:"status"`
-	Detail      string               `json:"detail,omitempty"`
-	Version     string               `json:"version"`
-	Components  map[string]component `json:"components"`
-	Work        *workStatus          `json:"work,omitempty"`
-	LastSyncAt  *time.Time           `json:"lastSyncAt,omitempty"`
-	Reconcile   *passInfo            `json:"lastReconcile,omitempty"`
-	Entries     map[string]int       `json:"entries,omitempty"`
-	OldestStale *oldestStale         `json:"oldestStale,omitempty"`
+	Status  string `json:"status"`
+	Detail  string `json:"detail,omitempty"`
+	Version string `json:"version"`
+	// InsecureSkipSignature: webhook signatures are not checked.
+	InsecureSkipSignature bool                 `json:"insecureSkipSignature"`
+	Components            map[string]component `json:"components"`
+	Work                  *workStatus          `json:"work,omitempty"`
+	LastSyncAt            *time.Time           `json:"lastSyncAt,omitempty"`
+	Reconcile             *passInfo            `json:"lastReconcile,omitempty"`
+	Entries               map[string]int       `json:"entries,omitempty"`
+	OldestStale           *oldestStale         `json:"oldestStale,omitempty"`
 }
 
 type workStatus struct {
@@ -162,7 +177,7 @@ type oldestStale struct {
 // status builds GET /status. Instance ids appear only for admins.
 func (a *App) status(ctx context.Context, admin bool) any {
 	state, detail := a.health.state(ctx, a.store.Synced)
-	s := Status{Status: state, Detail: detail, Version: a.Version, Components: map[string]component{}}
+	s := Status{Status: state, Detail: detail, Version: a.Version, InsecureSkipSignature: a.insecure, Components: map[string]component{}}
 	if ws, err := a.work.Stats(ctx); err == nil {
 		w := &workStatus{Queued: ws.Queued, Due: ws.Due, InFlight: ws.Leased}
 		if ws.Due > 0 && !ws.OldestDue.IsZero() {
