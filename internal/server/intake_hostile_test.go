@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -145,4 +146,45 @@ func TestIntakeFutureThenCurrent(t *testing.T) {
 			t.Fatalf("a current deploy queued %v, want the instance", ids)
 		}
 	})
+}
+
+// TestIntakeRejectionLogsAreRateLimited: refused requests, which anyone can
+// send, make one log line per interval; the next line says how many were
+// left out, and the metric counts them.
+func TestIntakeRejectionLogsAreRateLimited(t *testing.T) {
+	b := redistest.Mini(t)
+	r := newRig(t, b)
+	var logs bytes.Buffer
+	r.in.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	clock := intakeNow
+	r.in.Now = func() time.Time { return clock }
+	r.in.RejectLogEvery = 10 * time.Second
+	body := withTimestamp(t, examples.Must(t, "instance.updated.json"), intakeNow)
+	for i := 0; i < 50; i++ {
+		if a := serve(t, r.in, request{sig: "-", body: body}); a.status != http.StatusUnauthorized {
+			t.Fatalf("unsigned: %d", a.status)
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"webhook"`); n != 1 {
+		t.Fatalf("50 refusals within the interval logged %d lines, want 1:\n%s", n, logs.String())
+	}
+	clock = clock.Add(10 * time.Second)
+	serve(t, r.in, request{sig: "-", body: body})
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"suppressed":49`) {
+		t.Fatalf("after the interval: %d lines, the last %s; want 2, the last saying 49 were suppressed", len(lines), lines[len(lines)-1])
+	}
+	if n := r.in.Stats().LogsSuppressed; n != 49 {
+		t.Fatalf("LogsSuppressed = %d, want 49", n)
+	}
+	// Accepted deliveries are not held back.
+	for i := 0; i < 3; i++ {
+		b := withTimestamp(t, examples.Must(t, "webhook.test.json"), intakeNow.Add(time.Duration(i)*time.Second))
+		if a := serve(t, r.in, request{event: "webhook.test", body: b}); a.status != http.StatusOK {
+			t.Fatalf("webhook.test: %d %s", a.status, a.raw)
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"webhook"`); n != 5 {
+		t.Fatalf("%d lines after three accepted deliveries, want 5", n)
+	}
 }
