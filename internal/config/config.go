@@ -184,8 +184,8 @@ func (c *Config) Validate() error {
 	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
 		bad("max-body", fmt.Sprint(c.MaxBody), "want 1024 to 67108864 bytes")
 	}
-	if c.IntakeMaxBytes < c.MaxBody || c.IntakeMaxBytes > 4<<30 {
-		bad("intake-max-bytes", fmt.Sprint(c.IntakeMaxBytes), fmt.Sprintf("want at least max-body (%d) and at most 4294967296 bytes", c.MaxBody))
+	if c.IntakeMaxBytes < 2*c.MaxBody || c.IntakeMaxBytes > 4<<30 {
+		bad("intake-max-bytes", fmt.Sprint(c.IntakeMaxBytes), fmt.Sprintf("want at least twice max-body (%d), so that a body of the maximum size fits beside others, and at most 4294967296 bytes", 2*c.MaxBody))
 	}
 	if c.IntakeMaxRequests < 1 || c.IntakeMaxRequests > 1<<20 {
 		bad("intake-max-requests", fmt.Sprint(c.IntakeMaxRequests), "want 1 to 1048576")

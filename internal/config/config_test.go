@@ -88,7 +88,7 @@ func TestInvalidValues(t *testing.T) {
 		{"max-clock-skew zero", []string{"--max-clock-skew", "0s"}, valid, []string{"max-clock-skew", "0s", "1s to 24h"}},
 		{"max-clock-skew huge", []string{"--max-clock-skew", "100h"}, valid, []string{"max-clock-skew", "100h", "1s to 24h"}},
 		{"timestamp-window huge", []string{"--timestamp-window", "2000000h"}, valid, []string{"timestamp-window", "at most 100 years"}},
-		{"intake-max-bytes below max-body", []string{"--intake-max-bytes", "1000"}, valid, []string{"intake-max-bytes", "1000", "at least max-body"}},
+		{"intake-max-bytes below max-body", []string{"--intake-max-bytes", "1000"}, valid, []string{"intake-max-bytes", "1000", "at least twice max-body"}},
 		{"intake-max-requests", []string{"--intake-max-requests", "0"}, valid, []string{"intake-max-requests", `"0"`, "1 to"}},
 		{"body-stall-timeout", []string{"--body-stall-timeout", "1ms"}, valid, []string{"body-stall-timeout", "1ms", "100ms to 1m"}},
 		{"log-level", []string{"--log-level", "loud"}, valid, []string{"log-level", "loud", "debug, info"}},

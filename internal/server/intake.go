@@ -72,6 +72,8 @@ type Intake struct {
 	MaxClockSkew time.Duration
 	// MaxInFlightBytes and MaxInFlight bound the bodies held at once (see
 	// Budget); DefaultMaxInFlightBytes and DefaultMaxInFlight if zero.
+	// MaxInFlightBytes must exceed MaxBody (twice it, say), or a body of
+	// the maximum size never fits.
 	MaxInFlightBytes int64
 	MaxInFlight      int
 	// BodyStall drops a body that sends nothing for this long,

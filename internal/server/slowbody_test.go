@@ -143,6 +143,13 @@ func TestSlowBodiesDoNotStarveWebhooks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds dozens of connections for seconds")
 	}
+	// Linux routes all of 127.0.0.0/8 to loopback; other systems may need
+	// an alias for 127.0.0.2.
+	if ln, err := net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		t.Skipf("cannot use 127.0.0.2 on this machine: %v", err)
+	} else {
+		ln.Close()
+	}
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		const (
 			maxBody = 32 << 10
