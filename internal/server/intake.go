@@ -233,8 +233,9 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "rejected", "read body: "+err.Error())
 		return
 	}
-	// The body is in: no read deadline may cut the connection's wait for
-	// the next request while the event is applied.
+	// The body is in. Clear its deadline: the server now watches the
+	// connection for the client going away, and a deadline passing there
+	// would cancel the request's context while the event is applied.
 	_ = rc.SetReadDeadline(time.Time{})
 	body := read.body
 	if err := sig.Verify(); err != nil {
