@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 RACE := $(shell CGO_ENABLED=1 $(GO) env CC >/dev/null 2>&1 && command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null 2>&1 && echo -race)
 export CGO_ENABLED := $(if $(RACE),1,$(shell $(GO) env CGO_ENABLED))
 
-.PHONY: help build run test generate lint bench fuzz chaos clean
+.PHONY: help build run test generate lint bench bench-hostile fuzz chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ bench: ## run the benchmarks
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/prismcache
 	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
 	./bin/prismbench -daemon $(BIN)
+
+bench-hostile: ## the slow-body attack alone: 1,500 slow connections for 40s beside valid webhooks (docs/security.md)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/prismcache
+	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
+	./bin/prismbench -daemon $(BIN) -only hostile
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/

@@ -65,6 +65,29 @@ type App struct {
 	cancel   context.CancelFunc
 	resyncMu sync.Mutex
 	resyncOn bool
+	insecure bool // webhook signatures are not checked
+}
+
+// insecureWarning is logged at start-up and every insecureWarnEvery while
+// webhook signatures are not checked.
+const (
+	insecureWarning   = "webhook signatures are NOT checked (--insecure-skip-signature): anyone who can reach the daemon can change the cache"
+	insecureWarnEvery = 10 * time.Minute
+)
+
+// warnInsecure repeats the insecure-mode warning until ctx ends, so that it
+// is in every window of the log anyone looks at.
+func (a *App) warnInsecure(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.log().Warn(insecureWarning)
+		}
+	}
 }
 
 func (a *App) log() *slog.Logger {
@@ -169,20 +192,27 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	intake := &server.Intake{
-		Verifier:        webhook.NewVerifier(cfg.WebhookSecrets...),
-		Actions:         actions,
-		Store:           a.store,
-		Work:            a.work,
-		Log:             log,
-		MaxBody:         int64(cfg.MaxBody),
-		DedupWindow:     cfg.DedupWindow,
-		TimestampWindow: cfg.TimestampWindow,
-		Wake:            a.pool.Wake,
+		Verifier:         webhook.NewVerifier(cfg.WebhookSecrets...),
+		Actions:          actions,
+		Store:            a.store,
+		Work:             a.work,
+		Log:              log,
+		MaxBody:          int64(cfg.MaxBody),
+		DedupWindow:      cfg.DedupWindow,
+		TimestampWindow:  cfg.TimestampWindow,
+		MaxClockSkew:     cfg.MaxClockSkew,
+		MaxInFlightBytes: int64(cfg.IntakeMaxBytes),
+		MaxInFlight:      cfg.IntakeMaxRequests,
+		BodyStall:        cfg.BodyStallTimeout,
+		Wake:             a.pool.Wake,
 		Observe: func(d server.Delivery) {
 			a.metrics.Delivery(d)
-			if d.Status >= 500 {
-				// The sender may give up before it retries: assume the
-				// event is lost, and repair as soon as Redis answers.
+			if d.Outcome == "unavailable" {
+				// A signed webhook refused through our fault: the sender
+				// may give up before it retries, so assume the event is
+				// lost and repair as soon as Redis answers. (Bodies cut
+				// unverified under a flood do not count: else anyone could
+				// make the daemon spend the API quota on passes.)
 				a.recon.Owe(refresh.RepairRefused, time.Now())
 			}
 			if a.OnDelivery != nil {
@@ -190,8 +220,10 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		},
 	}
-	if !intake.Verifier.Enabled() {
-		log.Warn("webhook signatures are NOT checked (--insecure-skip-signature): anyone who can reach the daemon can change the cache")
+	a.insecure = !intake.Verifier.Enabled()
+	metrics.RegisterIntake(a.Registry, intake.Stats, a.insecure)
+	if a.insecure {
+		log.Warn(insecureWarning)
 	}
 	req := refresh.Requester{Work: a.work, Waiters: a.waiters}
 	admin := &server.Admin{
@@ -216,6 +248,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCtx, a.cancel = bgCtx, bgCancel
+	if a.insecure {
+		a.bg.Add(3)
+		go func() {
+			defer a.bg.Done()
+			a.warnInsecure(bgCtx, insecureWarnEvery)
+		}()
+	}
 	a.bg.Add(3)
 	go func() {
 		defer a.bg.Done()

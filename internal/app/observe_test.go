@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -89,7 +90,7 @@ func TestLogsNeverShowSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFor(t, "the deploy", func() bool { return value(h.entry(t, id), key) == next })
-	body := []byte(`{"event_type":"instance.updated","timestamp":"2030-01-01T00:00:00.000000+00:00","instance":{"id":"` + id + `"}}`)
+	body := []byte(`{"event_type":"instance.updated","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","instance":{"id":"` + id + `"}}`)
 	badSig := webhook.SignatureValue("attacker-guess", body)
 	goodSig := webhook.SignatureValue(observedSecret, body)
 	for _, sig := range []string{badSig, goodSig} {

@@ -40,6 +40,7 @@ type health struct {
 	// apiNotBefore is the end of the latest wait the API asked for.
 	apiNotBefore time.Time
 	eviction     *eviction
+	lastReady  string // the state /readyz last answered, to log changes
 }
 
 type passInfo struct {
@@ -167,8 +168,20 @@ func repairDetail(r *refresh.Repair) string {
 
 // ready is /readyz: ready when Redis answers, a full sync is recorded and no
 // repair is owed (degraded still serves).
+//
+// Anonymous callers get the state only; the reason goes to the log, once
+// per change of state, and to callers with the admin token.
 func (a *App) ready(ctx context.Context) (bool, string, string) {
 	state, detail := a.health.state(ctx, a.store.Synced, a.recon.Owed())
+	a.health.mu.Lock()
+	changed := a.health.lastReady != state
+	a.health.lastReady = state
+	a.health.mu.Unlock()
+	if changed && state != StateOK {
+		a.log().Warn("readiness", "state", state, "detail", detail)
+	} else if changed {
+		a.log().Info("readiness", "state", state)
+	}
 	return state == StateOK || state == StateDegraded, state, detail
 }
 
@@ -183,17 +196,19 @@ func redactURL(s string) string {
 
 // Status is the body of GET /status.
 type Status struct {
-	Status      string               `json:"status"`
-	Detail      string               `json:"detail,omitempty"`
-	Version     string               `json:"version"`
-	Components  map[string]component `json:"components"`
-	Work        *workStatus          `json:"work,omitempty"`
-	LastSyncAt  *time.Time           `json:"lastSyncAt,omitempty"`
-	Reconcile   *passInfo            `json:"lastReconcile,omitempty"`
-	Entries     map[string]int       `json:"entries,omitempty"`
-	OldestStale *oldestStale         `json:"oldestStale,omitempty"`
-	Repair      *repairStatus        `json:"repair,omitempty"`
-	Eviction    *evictionStatus      `json:"redisEviction,omitempty"`
+	Status  string `json:"status"`
+	Detail  string `json:"detail,omitempty"`
+	Version string `json:"version"`
+	// InsecureSkipSignature: webhook signatures are not checked.
+	InsecureSkipSignature bool                 `json:"insecureSkipSignature"`
+	Components            map[string]component `json:"components"`
+	Work                  *workStatus          `json:"work,omitempty"`
+	LastSyncAt            *time.Time           `json:"lastSyncAt,omitempty"`
+	Reconcile             *passInfo            `json:"lastReconcile,omitempty"`
+	Entries               map[string]int       `json:"entries,omitempty"`
+	OldestStale           *oldestStale         `json:"oldestStale,omitempty"`
+	Repair                *repairStatus        `json:"repair,omitempty"`
+	Eviction              *evictionStatus      `json:"redisEviction,omitempty"`
 }
 
 type workStatus struct {
@@ -236,7 +251,7 @@ type oldestStale struct {
 func (a *App) status(ctx context.Context, admin bool) any {
 	owed := a.recon.Owed()
 	state, detail := a.health.state(ctx, a.store.Synced, owed)
-	s := Status{Status: state, Detail: detail, Version: a.Version, Components: map[string]component{}}
+	s := Status{Status: state, Detail: detail, Version: a.Version, InsecureSkipSignature: a.insecure, Components: map[string]component{}}
 	if owed != nil {
 		s.Repair = &repairStatus{Reason: owed.Reason, Since: owed.Since, Running: owed.Running}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
@@ -26,7 +25,12 @@ type Config struct {
 	MaxBody               int
 	DedupWindow           time.Duration
 	TimestampWindow       time.Duration
+	MaxClockSkew          time.Duration
 	EventActions          string
+
+	IntakeMaxBytes    int
+	IntakeMaxRequests int
+	BodyStallTimeout  time.Duration
 
 	PrismaticURL          string
 	PrismaticToken        string
@@ -64,25 +68,29 @@ type Config struct {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Listen:           "127.0.0.1:8080",
-		RedisURL:         "redis://127.0.0.1:6379/0",
-		RedisPrefix:      cache.DefaultPrefix,
-		RedisBatching:    true,
-		MaxBody:          1 << 20,
-		DedupWindow:      time.Hour,
-		PrismaticURL:     graphql.DefaultURL,
-		PrismaticTimeout: graphql.DefaultTimeout,
-		PrismaticRate:    10,
-		Workers:          refresh.DefaultWorkers,
-		MaxAttempts:      refresh.DefaultFailedAfter,
-		RetryMax:         refresh.DefaultRetryMax,
-		TombstoneTTL:     cache.DefaultTombstoneTTL,
-		ResyncInterval:   refresh.DefaultResyncInterval,
-		WorkLease:        refresh.DefaultLease,
-		WorkShards:       refresh.DefaultShards,
-		LogLevel:         "info",
-		LogFormat:        "auto",
-		origins:          map[string]origin{},
+		Listen:            "127.0.0.1:8080",
+		RedisURL:          "redis://127.0.0.1:6379/0",
+		RedisPrefix:       cache.DefaultPrefix,
+		RedisBatching:     true,
+		MaxBody:           DefaultMaxBody,
+		DedupWindow:       time.Hour,
+		MaxClockSkew:      5 * time.Minute,
+		IntakeMaxBytes:    DefaultIntakeMaxBytes,
+		IntakeMaxRequests: DefaultIntakeMaxRequests,
+		BodyStallTimeout:  5 * time.Second,
+		PrismaticURL:      graphql.DefaultURL,
+		PrismaticTimeout:  graphql.DefaultTimeout,
+		PrismaticRate:     10,
+		Workers:           refresh.DefaultWorkers,
+		MaxAttempts:       refresh.DefaultFailedAfter,
+		RetryMax:          refresh.DefaultRetryMax,
+		TombstoneTTL:      cache.DefaultTombstoneTTL,
+		ResyncInterval:    refresh.DefaultResyncInterval,
+		WorkLease:         refresh.DefaultLease,
+		WorkShards:        refresh.DefaultShards,
+		LogLevel:          "info",
+		LogFormat:         "auto",
+		origins:           map[string]origin{},
 	}
 }
 
@@ -97,6 +105,10 @@ func (c *Config) settings() []setting {
 		{"max-body", "PRISMCACHE_MAX_BODY", "largest webhook body accepted, in bytes", intValue{&c.MaxBody}, false},
 		{"dedup-window", "PRISMCACHE_DEDUP_WINDOW", "how long a delivered body is remembered so a repeat has no effect", durationValue{&c.DedupWindow}, false},
 		{"timestamp-window", "PRISMCACHE_TIMESTAMP_WINDOW", "refuse webhooks whose timestamp is further than this from now (0: off)", durationValue{&c.TimestampWindow}, false},
+		{"max-clock-skew", "PRISMCACHE_MAX_CLOCK_SKEW", "refuse signed webhooks dated further than this ahead of this server's clock", durationValue{&c.MaxClockSkew}, false},
+		{"intake-max-bytes", "PRISMCACHE_INTAKE_MAX_BYTES", "webhook body bytes held in memory at once, across all requests; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxBytes}, false},
+		{"intake-max-requests", "PRISMCACHE_INTAKE_MAX_REQUESTS", "webhook requests handled at once; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxRequests}, false},
+		{"body-stall-timeout", "PRISMCACHE_BODY_STALL_TIMEOUT", "drop a webhook whose body sends nothing for this long", durationValue{&c.BodyStallTimeout}, false},
 		{"event-action", "PRISMCACHE_EVENT_ACTION", "override event actions: type=ignore|stale|refetch|delete, comma-separated", stringValue{&c.EventActions}, false},
 		{"prismatic-url", "PRISMATIC_URL", "Prismatic stack URL (the API is at <url>/api)", stringValue{&c.PrismaticURL}, false},
 		{"prismatic-token", "PRISMATIC_TOKEN", "Prismatic access token", stringValue{&c.PrismaticToken}, true},
@@ -170,8 +182,8 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.RedisURL); err != nil || u.Host == "" || !validRedisScheme(u.Scheme) {
 		bad("redis-url", redactURL(c.RedisURL), "want redis://[user:password@]host:port[/db], rediss://…, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master")
 	}
-	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} \t\r\n") {
-		bad("redis-prefix", c.RedisPrefix, "want a non-empty prefix without braces or spaces")
+	if msg := prefixProblem(c.RedisPrefix); msg != "" {
+		bad("redis-prefix", c.RedisPrefix, msg)
 	}
 	if len(c.WebhookSecrets) == 0 && !c.InsecureSkipSignature && !c.tool {
 		errs = append(errs, errors.New("webhook-secret is empty: set PRISMCACHE_WEBHOOK_SECRET to the endpoint's secret, or pass --insecure-skip-signature to accept unsigned webhooks (never in production)"))
@@ -179,11 +191,23 @@ func (c *Config) Validate() error {
 	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
 		bad("max-body", fmt.Sprint(c.MaxBody), "want 1024 to 67108864 bytes")
 	}
+	if c.IntakeMaxBytes < 2*c.MaxBody || c.IntakeMaxBytes > 4<<30 {
+		bad("intake-max-bytes", fmt.Sprint(c.IntakeMaxBytes), fmt.Sprintf("want at least twice max-body (%d), so that a body of the maximum size fits beside others, and at most 4294967296 bytes", 2*c.MaxBody))
+	}
+	if c.IntakeMaxRequests < 1 || c.IntakeMaxRequests > 1<<20 {
+		bad("intake-max-requests", fmt.Sprint(c.IntakeMaxRequests), "want 1 to 1048576")
+	}
+	if c.BodyStallTimeout < 100*time.Millisecond || c.BodyStallTimeout > time.Minute {
+		bad("body-stall-timeout", c.BodyStallTimeout.String(), "want 100ms to 1m")
+	}
+	if c.MaxClockSkew < time.Second || c.MaxClockSkew > 24*time.Hour {
+		bad("max-clock-skew", c.MaxClockSkew.String(), "want 1s to 24h: a webhook dated further ahead than this is refused, because a future time would win every later comparison")
+	}
 	if c.DedupWindow < time.Second {
 		bad("dedup-window", c.DedupWindow.String(), "want at least 1s")
 	}
-	if c.TimestampWindow < 0 {
-		bad("timestamp-window", c.TimestampWindow.String(), "want 0 (off) or a positive duration")
+	if c.TimestampWindow < 0 || c.TimestampWindow > 100*365*24*time.Hour {
+		bad("timestamp-window", c.TimestampWindow.String(), "want 0 (off) or a positive duration of at most 100 years")
 	}
 	if ov, err := webhook.ParseOverrides(c.EventActions); err != nil {
 		errs = append(errs, fmt.Errorf("event-action=%q: %w", c.EventActions, err))
@@ -223,8 +247,10 @@ func (c *Config) Validate() error {
 	if c.TombstoneTTL < time.Minute {
 		bad("tombstone-ttl", c.TombstoneTTL.String(), "want at least 1m")
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		bad("admin-token", "(hidden)", "want at least 16 characters")
+	if c.AdminToken != "" {
+		if msg := weakToken(c.AdminToken); msg != "" {
+			bad("admin-token", "(hidden)", msg)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

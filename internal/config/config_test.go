@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // env is a fake environment.
@@ -74,6 +75,22 @@ func TestInvalidValues(t *testing.T) {
 		{"resync-interval", []string{"--resync-interval", "1s"}, valid, []string{"resync-interval", "1s", "at least 10s"}},
 		{"work-lease", []string{"--work-lease", "1s"}, valid, []string{"work-lease", "1s", "2s to 1h"}},
 		{"admin-token short", []string{"--admin-token", "short"}, valid, []string{"admin-token", "at least 16"}},
+		{"admin-token spaces", []string{"--admin-token", strings.Repeat(" ", 16)}, valid, []string{"admin-token", "whitespace"}},
+		{"admin-token tabs", []string{"--admin-token", "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"}, valid, []string{"admin-token", "whitespace"}},
+		{"admin-token with a space", []string{"--admin-token", "correct horse battery staple"}, valid, []string{"admin-token", "whitespace"}},
+		{"admin-token one letter", []string{"--admin-token", strings.Repeat("a", 40)}, valid, []string{"admin-token", "1 different characters", "at least 8"}},
+		{"admin-token repeated word", []string{"--admin-token", "abcabcabcabcabcabc"}, valid, []string{"admin-token", "3 different characters"}},
+		{"redis-prefix star", []string{"--redis-prefix", "app*"}, valid, []string{"redis-prefix", "app*", "SCAN"}},
+		{"redis-prefix question mark", []string{"--redis-prefix", "a?:"}, valid, []string{"redis-prefix", "wildcards"}},
+		{"redis-prefix brackets", []string{"--redis-prefix", "a[bc]:"}, valid, []string{"redis-prefix", "wildcards"}},
+		{"redis-prefix backslash", []string{"--redis-prefix", `a\b:`}, valid, []string{"redis-prefix", "wildcards"}},
+		{"redis-prefix space", []string{"--redis-prefix", "a b:"}, valid, []string{"redis-prefix", "spaces"}},
+		{"max-clock-skew zero", []string{"--max-clock-skew", "0s"}, valid, []string{"max-clock-skew", "0s", "1s to 24h"}},
+		{"max-clock-skew huge", []string{"--max-clock-skew", "100h"}, valid, []string{"max-clock-skew", "100h", "1s to 24h"}},
+		{"timestamp-window huge", []string{"--timestamp-window", "2000000h"}, valid, []string{"timestamp-window", "at most 100 years"}},
+		{"intake-max-bytes below max-body", []string{"--intake-max-bytes", "1000"}, valid, []string{"intake-max-bytes", "1000", "at least twice max-body"}},
+		{"intake-max-requests", []string{"--intake-max-requests", "0"}, valid, []string{"intake-max-requests", `"0"`, "1 to"}},
+		{"body-stall-timeout", []string{"--body-stall-timeout", "1ms"}, valid, []string{"body-stall-timeout", "1ms", "100ms to 1m"}},
 		{"log-level", []string{"--log-level", "loud"}, valid, []string{"log-level", "loud", "debug, info"}},
 		{"log-format", []string{"--log-format", "xml"}, valid, []string{"log-format", "xml", "text, json or auto"}},
 		{"env value that does not parse", nil, with(valid, "PRISMCACHE_WORKERS", "many"), []string{"PRISMCACHE_WORKERS", "many", "whole number"}},
@@ -192,5 +209,18 @@ func TestFlagErrorsAreUsageErrors(t *testing.T) {
 	_, err = loadT(t, []string{"extra"}, valid)
 	if !errors.Is(err, ErrFlags) {
 		t.Fatalf("stray argument: err = %v, want ErrFlags", err)
+	}
+}
+
+// TestIntakeDefaults: the defaults are sized for real payloads, and a
+// strong token and a plain prefix pass.
+func TestIntakeDefaults(t *testing.T) {
+	c, err := loadT(t, []string{"--admin-token", "3f9a1c0e7b2d4f6a8c5e1b3d", "--redis-prefix", "app-1:cache."}, valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxBody != 256<<10 || c.MaxClockSkew != 5*time.Minute || c.IntakeMaxBytes < c.MaxBody || c.BodyStallTimeout <= 0 {
+		t.Fatalf("defaults: max-body %d, max-clock-skew %s, intake-max-bytes %d, body-stall-timeout %s",
+			c.MaxBody, c.MaxClockSkew, c.IntakeMaxBytes, c.BodyStallTimeout)
 	}
 }

@@ -57,7 +57,7 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 		knownEvents: known,
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_webhooks_total",
-			Help: "Webhook deliveries by event type (known types, else \"other\") and outcome (accepted, ignored, duplicate, rejected, unavailable).",
+			Help: "Webhook deliveries by event type (known types, else \"other\") and outcome (accepted, ignored, duplicate, rejected, overloaded, unavailable).",
 		}, []string{"event", "outcome"}),
 		webhookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "prismcache_webhook_duration_seconds",
@@ -150,7 +150,7 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 	for _, r := range []string{"webhooks_refused", "redis_lost"} {
 		m.repairs.WithLabelValues(r)
 	}
-	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "unavailable"} {
+	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "overloaded", "unavailable"} {
 		m.webhooks.WithLabelValues("other", o)
 		m.webhookDuration.WithLabelValues(o)
 	}
@@ -293,4 +293,54 @@ func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(workFailDesc, prometheus.GaugeValue, float64(s.Failing))
 	ch <- prometheus.MustNewConstMetric(workFFDesc, prometheus.GaugeValue, float64(s.Failed))
 	ch <- prometheus.MustNewConstMetric(workShardDesc, prometheus.GaugeValue, float64(len(s.Unreachable)))
+}
+
+// IntakeStats reads the webhook intake's guards at scrape time.
+type IntakeStats func() server.IntakeStats
+
+// RegisterIntake exports the intake's memory budget, what it cut and
+// refused, the refused requests left out of the log, and whether webhook
+// signatures are checked at all.
+func RegisterIntake(reg prometheus.Registerer, stats IntakeStats, insecure bool) {
+	b := func(f func(server.IntakeStats) float64) func() float64 {
+		return func() float64 { return f(stats()) }
+	}
+	insecureValue := 0.0
+	if insecure {
+		insecureValue = 1
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_intake_inflight_bytes",
+			Help: "Webhook body bytes reserved now (--intake-max-bytes bounds it).",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.Bytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_intake_inflight_bytes_peak",
+			Help: "The most webhook body bytes ever reserved at once by this process.",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.PeakBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_intake_max_bytes",
+			Help: "The budget of webhook body bytes in flight (--intake-max-bytes).",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.MaxBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_intake_inflight_requests",
+			Help: "Webhook requests holding room in the budget now (--intake-max-requests bounds it).",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.Requests) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "prismcache_intake_bodies_cut_total",
+			Help: "Webhook bodies still arriving that were cut, and answered 503, to make room for newer requests.",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.Shed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "prismcache_intake_refused_total",
+			Help: "Webhook requests answered 503 at once because no room could be made for their bodies.",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.Budget.Refused) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "prismcache_log_lines_suppressed_total",
+			Help: "Log lines of refused webhook requests left out to keep the log from flooding (one is written per interval, with the count).",
+		}, b(func(s server.IntakeStats) float64 { return float64(s.LogsSuppressed) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_insecure_skip_signature",
+			Help: "1 when webhook signatures are not checked (--insecure-skip-signature): anyone who reaches the endpoint can change the cache.",
+		}, func() float64 { return insecureValue }),
+	)
 }

@@ -35,11 +35,12 @@ const (
 //     newer than the fetch start keeps its flag.
 //   - a tombstone, an older deployedVersion, or a fetch older than the one
 //     the entry holds writes nothing.
+//   - an event time ahead of now keeps nothing (see aheadOfClock).
 func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache.Mutation, string) {
 	if st.Tombstoned {
 		return nil, SkipDeleted
 	}
-	cur := beforeFailure(st.Entry)
+	cur := beforeFailure(aheadOfClock(st.Entry, started, now))
 	if doc == nil {
 		if !st.Exists {
 			return nil, SkipNotFound
@@ -98,6 +99,25 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 	next.FetchedAt = started
 	next.LastError = ""
 	return &cache.Mutation{Kind: cache.ChangeRefreshed, Entry: next}, ""
+}
+
+// aheadOfClock finds the event times of e that are ahead of now and moves
+// them back to started, the time the fetch reflects, so that they are not
+// newer than the fetch. Such a time is an entry written before the intake
+// refused events dated past --max-clock-skew, or a sender's clock running
+// ahead within it. Kept, it would win every comparison until the clock
+// caught up — years, for a year-9999 time — and pin the entry stale or its
+// flag; so what the fetch found decides instead. Should an event within
+// the skew really have arrived during the fetch, the fetch runs once more
+// (the intake's AddIfRunning) and that run decides.
+func aheadOfClock(e cache.Entry, started, now time.Time) cache.Entry {
+	if e.UpdatedEventAt.After(now) {
+		e.UpdatedEventAt = started
+	}
+	if e.EnabledEventAt.After(now) {
+		e.EnabledEventAt = started
+	}
+	return e
 }
 
 // mergeLive returns the cached document with the parts of fetched that are

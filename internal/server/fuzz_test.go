@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,10 @@ const (
 
 // fuzzMethods are picked by mode's next two bits.
 var fuzzMethods = []string{http.MethodPost, http.MethodPost, http.MethodGet, http.MethodPut}
+
+// hideLength (mode's sixth bit) sends the body without a Content-Length,
+// as a chunked body arrives.
+const hideLength = 1 << 5
 
 // FuzzIntake drives the whole webhook handler — signature, parsing,
 // decision and the writes to Redis — with fuzzed event headers, bodies,
@@ -75,6 +80,13 @@ func FuzzIntake(f *testing.F) {
 		{"", "application/json", ``, signA, ""},
 		{"", "application/json", string(deployed) + string(deployed), signA, ""},
 		{"", "application/json", `{"event_type":"instance.updated","padding":"` + strings.Repeat("p", 5000) + `"}`, signA, ""},
+		{"", "application/json", `{"event_type":"instance.updated","padding":"` + strings.Repeat("p", 5000) + `"}`, signA | hideLength, ""},
+		{"", "application/json", string(updated), signA | hideLength, ""},
+		// Dated ahead of the clock, and the unsigned header naming an action.
+		{"", "application/json", `{"event_type":"instance.disabled","timestamp":"9999-12-31T23:59:59.999999999Z","instance":{"id":"SW5zdGFuY2U6ZWM5YzViM2EtZjNhNy00MDliLTllM2QtODA3MDAxNDVlNWU0"}}`, signA, ""},
+		{"", "application/json", `{"event_type":"instance.updated","timestamp":"2026-11-20T12:35:01Z","instance":{"id":"SW5zdGFuY2U6ZWM5YzViM2EtZjNhNy00MDliLTllM2QtODA3MDAxNDVlNWU0"}}`, signA, ""},
+		{"instance.deleted", "application/json", `{"instance":{"id":"SW5zdGFuY2U6ZWM5YzViM2EtZjNhNy00MDliLTllM2QtODA3MDAxNDVlNWU0"}}`, signA, ""},
+		{"customer.deleted", "application/json", `{"customer":{"external_id":"acme-001"}}`, signA, ""},
 	} {
 		f.Add(seed.event, []byte(seed.body), seed.ct, seed.mode, seed.sig)
 	}
@@ -93,7 +105,7 @@ func FuzzIntake(f *testing.F) {
 		r.seen = r.seen[:0]
 		r.mu.Unlock()
 		seedEntry(t, r.store)
-		method := fuzzMethods[int(mode>>3)%len(fuzzMethods)]
+		method := fuzzMethods[int(mode>>3)&3]
 		switch mode % signModes {
 		case signA:
 			sig = webhook.SignatureValue(secretA, body)
@@ -105,7 +117,11 @@ func FuzzIntake(f *testing.F) {
 			sig = webhook.SignatureValue("fuzz-other-secret", body)
 		}
 		deliver := func() (int, map[string]any, string) {
-			req := httptest.NewRequest(http.MethodPost, "/webhooks/prismatic", bytes.NewReader(body))
+			var rd io.Reader = bytes.NewReader(body)
+			if mode&hideLength != 0 {
+				rd = io.MultiReader(rd)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/webhooks/prismatic", rd)
 			req.Method = method
 			req.Header.Set("Content-Type", contentType)
 			if event != "" {
@@ -149,6 +165,9 @@ func FuzzIntake(f *testing.F) {
 			t.Fatalf("200 observed as %q", d.Outcome)
 		}
 		checkEntriesReadable(t, r.store, b)
+		if st := r.in.Stats().Budget; st.Bytes != 0 || st.Requests != 0 || st.HeldBytes != 0 {
+			t.Fatalf("the budget holds %+v after the request", st)
+		}
 
 		// The same delivery again has no further effect. A body that changed
 		// something is recognised as a duplicate; one that changed nothing

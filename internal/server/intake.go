@@ -2,14 +2,14 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
@@ -19,8 +19,32 @@ import (
 
 // Defaults of Intake.
 const (
-	DefaultMaxBody     = 1 << 20
+	// DefaultMaxBody: Prismatic's payloads are a few KB; 256 KiB leaves
+	// room for the largest seen many times over.
+	DefaultMaxBody     = 256 << 10
 	DefaultDedupWindow = time.Hour
+	// DefaultMaxClockSkew is how far ahead of this server's clock an event
+	// may be dated.
+	DefaultMaxClockSkew = 5 * time.Minute
+	// DefaultMaxInFlightBytes holds 128 bodies of the maximum size, or
+	// thousands of real ones, at once.
+	DefaultMaxInFlightBytes = 32 << 20
+	// DefaultMaxInFlight is the most requests handled at once.
+	DefaultMaxInFlight = 1024
+	// DefaultBodyStall drops a body that sends nothing for this long.
+	DefaultBodyStall = 5 * time.Second
+	// DefaultBodyTimeout is the longest a body may take to arrive, from
+	// the end of its headers (the server's ReadTimeout).
+	DefaultBodyTimeout = ReadTimeout
+	// DefaultRejectLogEvery is how often a refused request is logged; the
+	// refusals in between are counted, and the next line says how many.
+	DefaultRejectLogEvery = 10 * time.Second
+	// overloadRetryAfter is the Retry-After of a 503 for lack of room.
+	overloadRetryAfter = 2
+	// minReserve is the least room a request reserves, whatever its
+	// Content-Length: a request costs memory beyond its body, and a flood
+	// of tiny bodies must not count as nothing.
+	minReserve = 4 << 10
 )
 
 // Intake is the handler of POST /webhooks/prismatic. It verifies, parses and
@@ -43,6 +67,23 @@ type Intake struct {
 	// TimestampWindow, when positive, refuses bodies whose timestamp is
 	// further than this from now, in either direction.
 	TimestampWindow time.Duration
+	// MaxClockSkew refuses bodies dated further than this ahead of now;
+	// DefaultMaxClockSkew if zero.
+	MaxClockSkew time.Duration
+	// MaxInFlightBytes and MaxInFlight bound the bodies held at once (see
+	// Budget); DefaultMaxInFlightBytes and DefaultMaxInFlight if zero.
+	// MaxInFlightBytes must exceed MaxBody (twice it, say), or a body of
+	// the maximum size never fits.
+	MaxInFlightBytes int64
+	MaxInFlight      int
+	// BodyStall drops a body that sends nothing for this long,
+	// BodyTimeout one that takes longer than this in all; DefaultBodyStall
+	// and DefaultBodyTimeout if zero.
+	BodyStall   time.Duration
+	BodyTimeout time.Duration
+	// RejectLogEvery is the least time between two log lines of refused
+	// requests; DefaultRejectLogEvery if zero.
+	RejectLogEvery time.Duration
 	// Wake, when set, is called after a delivery queued work, so that this
 	// process's workers claim it at once rather than when the work set's
 	// wake-up message comes back from Redis (other replicas get that).
@@ -51,6 +92,38 @@ type Intake struct {
 	Observe func(Delivery)
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+
+	once      sync.Once
+	budget    *Budget
+	rejectLog *logLimiter
+}
+
+// IntakeStats is what the intake's guards did, for metrics.
+type IntakeStats struct {
+	Budget BudgetStats
+	// LogsSuppressed counts refused requests not logged to keep the log
+	// from flooding.
+	LogsSuppressed uint64
+}
+
+// Stats returns the state of the intake's budget and log limiter.
+func (in *Intake) Stats() IntakeStats {
+	in.init()
+	return IntakeStats{Budget: in.budget.Stats(), LogsSuppressed: in.rejectLog.suppressedTotal()}
+}
+
+func (in *Intake) init() {
+	in.once.Do(func() {
+		in.budget = NewBudget(orDefault(in.MaxInFlightBytes, DefaultMaxInFlightBytes), orDefault(in.MaxInFlight, DefaultMaxInFlight))
+		in.rejectLog = &logLimiter{every: orDefault(in.RejectLogEvery, DefaultRejectLogEvery)}
+	})
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Delivery is what happened to one webhook delivery.
@@ -61,7 +134,8 @@ type Delivery struct {
 	// Status is the HTTP status answered.
 	Status int
 	// Outcome is a short word: accepted, duplicate, ignored, rejected,
-	// unavailable.
+	// overloaded (503: no room in the budget, or the body was cut to make
+	// room), unavailable (503: Redis failed).
 	Outcome string
 	// Detail says more (the reason for a rejection or a skip).
 	Detail string
@@ -84,6 +158,7 @@ func (in *Intake) now() time.Time {
 }
 
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	in.init()
 	start := in.now()
 	d := Delivery{}
 	defer func() {
@@ -97,44 +172,86 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.Status, d.Outcome, d.Detail = status, outcome, msg
 		writeError(w, status, msg)
 	}
+	// refuse answers before the body is read in full: the connection is
+	// closed after the answer rather than drained, which a slow sender
+	// could make last.
+	refuse := func(status int, outcome, msg string) {
+		w.Header().Set("Connection", "close")
+		reject(status, outcome, msg)
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reject(http.StatusMethodNotAllowed, "rejected", "method "+r.Method+" not allowed: webhooks are POSTed")
+		refuse(http.StatusMethodNotAllowed, "rejected", "method "+r.Method+" not allowed: webhooks are POSTed")
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			reject(http.StatusUnsupportedMediaType, "rejected", fmt.Sprintf("Content-Type %q: want application/json", ct))
+			refuse(http.StatusUnsupportedMediaType, "rejected", fmt.Sprintf("Content-Type %q: want application/json", ct))
 			return
 		}
 	}
-	limit := in.MaxBody
-	if limit <= 0 {
-		limit = DefaultMaxBody
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			reject(http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("body larger than %d bytes", limit))
-			return
-		}
-		reject(http.StatusBadRequest, "rejected", "read body: "+err.Error())
+	maxBody := orDefault(in.MaxBody, DefaultMaxBody)
+	if r.ContentLength > maxBody {
+		refuse(http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("body larger than %d bytes (Content-Length %d)", maxBody, r.ContentLength))
 		return
 	}
-	if err := in.Verifier.Verify(body, r.Header.Get(webhook.SignatureHeader)); err != nil {
+	sig, err := in.Verifier.Begin(r.Header.Get(webhook.SignatureHeader))
+	if err != nil {
+		refuse(http.StatusUnauthorized, "rejected", err.Error())
+		return
+	}
+	// Room for the body before a byte of it is read: its announced
+	// length, or the maximum when it has none (chunked).
+	limit := maxBody
+	if r.ContentLength >= 0 {
+		limit = r.ContentLength
+	}
+	rc := http.NewResponseController(w)
+	res, err := in.budget.Reserve(max(limit+1, minReserve), func() { _ = rc.SetReadDeadline(time.Unix(1, 0)) })
+	if err != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(overloadRetryAfter))
+		refuse(http.StatusServiceUnavailable, "overloaded", "too many webhooks in flight; retry later")
+		return
+	}
+	defer res.Release()
+	// Deadlines are the connection's, on the wall clock whatever in.Now is.
+	read, err := readBody(rc, r, res, sig, limit, orDefault(in.BodyStall, DefaultBodyStall),
+		time.Now().Add(orDefault(in.BodyTimeout, DefaultBodyTimeout)), time.Now)
+	if res.Finished() || errors.Is(err, errBodyCut) {
+		w.Header().Set("Retry-After", strconv.Itoa(overloadRetryAfter))
+		refuse(http.StatusServiceUnavailable, "overloaded", "too many webhooks in flight: this body was still arriving when newer ones needed its room; retry later")
+		return
+	}
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		refuse(http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("body larger than %d bytes", maxBody))
+		return
+	case errors.Is(err, errBodyStalled):
+		refuse(http.StatusRequestTimeout, "rejected", "the body did not arrive in time")
+		return
+	case err != nil:
+		refuse(http.StatusBadRequest, "rejected", "read body: "+err.Error())
+		return
+	}
+	// The body is in. Clear its deadline: the server now watches the
+	// connection for the client going away, and a deadline passing there
+	// would cancel the request's context while the event is applied.
+	_ = rc.SetReadDeadline(time.Time{})
+	body := read.body
+	if err := sig.Verify(); err != nil {
 		reject(http.StatusUnauthorized, "rejected", err.Error())
 		return
 	}
-	ev, err := webhook.Parse(r.Header.Get(webhook.EventHeader), body, in.now())
+	now := in.now()
+	ev, err := webhook.Parse(r.Header.Get(webhook.EventHeader), body, now)
 	if err != nil {
 		reject(http.StatusBadRequest, "rejected", err.Error())
 		return
 	}
 	d.Event, d.Instance = ev.Type, ev.InstanceID
-	if in.TimestampWindow > 0 && !ev.TimestampMissing {
-		if skew := in.now().Sub(ev.Timestamp); skew > in.TimestampWindow || -skew > in.TimestampWindow {
-			reject(http.StatusBadRequest, "rejected", fmt.Sprintf("timestamp %s is outside the accepted window of ±%s", ev.Timestamp.Format(time.RFC3339), in.TimestampWindow))
+	if !ev.TimestampMissing {
+		if err := webhook.CheckTime(ev.Timestamp, now, orDefault(in.MaxClockSkew, DefaultMaxClockSkew), in.TimestampWindow); err != nil {
+			reject(http.StatusBadRequest, "rejected", err.Error())
 			return
 		}
 	}
@@ -144,26 +261,25 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Action = plan.Action
-	sum := sha256.Sum256(body)
-	digest := hex.EncodeToString(sum[:])
-	res, err := in.apply(r.Context(), ev, plan, digest)
+	digest := hex.EncodeToString(read.sum[:])
+	res2, err := in.apply(r.Context(), ev, plan, digest)
 	if err != nil {
 		in.unavailable(w, &d, err)
 		return
 	}
-	if res.dup {
+	if res2.dup {
 		d.Status, d.Outcome = http.StatusOK, "duplicate"
 		writeAck(w, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
-	if res.queued && in.Wake != nil {
+	if res2.queued && in.Wake != nil {
 		in.Wake()
 	}
-	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", res.detail
+	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", res2.detail
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
 	}
-	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res.detail})
+	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res2.detail})
 }
 
 // result is what applying one event did.
@@ -274,7 +390,7 @@ func (in *Intake) logDelivery(d Delivery) {
 	}
 	level := slog.LevelInfo
 	switch {
-	case d.Status >= 500:
+	case d.Outcome == "unavailable" || d.Status >= 500 && d.Outcome != "overloaded":
 		level = slog.LevelError
 	case d.Status >= 400:
 		level = slog.LevelWarn
@@ -283,6 +399,18 @@ func (in *Intake) logDelivery(d Delivery) {
 	if !in.Log.Enabled(ctx, level) {
 		return // before the attributes are boxed: most deliveries are not logged
 	}
-	in.Log.Log(ctx, level, "webhook", "event", d.Event, "instance", d.Instance, "action", d.Action,
-		"status", d.Status, "outcome", d.Outcome, "detail", d.Detail, "took", d.Took.Round(time.Microsecond))
+	attrs := []any{"event", d.Event, "instance", d.Instance, "action", d.Action,
+		"status", d.Status, "outcome", d.Outcome, "detail", d.Detail, "took", d.Took.Round(time.Microsecond)}
+	if d.Outcome == "rejected" || d.Outcome == "overloaded" {
+		// Anyone can send these: one line per interval, saying how many
+		// were left out since the last.
+		ok, skipped := in.rejectLog.allow(in.now())
+		if !ok {
+			return
+		}
+		if skipped > 0 {
+			attrs = append(attrs, "suppressed", skipped)
+		}
+	}
+	in.Log.Log(ctx, level, "webhook", attrs...)
 }

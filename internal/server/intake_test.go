@@ -286,6 +286,16 @@ func TestIntakeRejections(t *testing.T) {
 	// Valid RFC 3339, but year 10000 in UTC: stored, it could not be read
 	// back (FuzzIntake checks that entries stay readable).
 	pastYear9999 := examples.Edit(t, updated, func(m map[string]any) { m["timestamp"] = "9999-12-31T23:59:59-23:59" })
+	// Signed, and dated ahead of the clock: each would win every later
+	// comparison of event times.
+	skewPlus1s := withTimestamp(t, updated, intakeNow.Add(server.DefaultMaxClockSkew+time.Second))
+	disabledAhead := withTimestamp(t, examples.Must(t, "instance.disabled.json"), intakeNow.AddDate(1, 0, 0))
+	year9999 := examples.Edit(t, examples.Must(t, "instance.disabled.json"), func(m map[string]any) { m["timestamp"] = "9999-12-31T23:59:59.999999999Z" })
+	// A captured body without event_type, replayed under a header of the
+	// attacker's choice.
+	typeless := func(name string) []byte {
+		return examples.Edit(t, examples.Must(t, name), func(m map[string]any) { delete(m, "event_type") })
+	}
 
 	tests := []struct {
 		name    string
@@ -314,6 +324,16 @@ func TestIntakeRejections(t *testing.T) {
 		{"instance id that is not an id", request{body: braceID}, http.StatusBadRequest, "not a Prismatic id"},
 		{"timestamp that is not a time", request{body: badTS}, http.StatusBadRequest, "timestamp"},
 		{"timestamp past year 9999 in UTC", request{body: pastYear9999}, http.StatusBadRequest, "out of range"},
+		{"timestamp skew + 1s ahead", request{body: skewPlus1s}, http.StatusBadRequest, "max-clock-skew"},
+		{"disable dated a year ahead", request{body: disabledAhead}, http.StatusBadRequest, "ahead of this server's clock"},
+		{"disable dated year 9999", request{body: year9999}, http.StatusBadRequest, "ahead of this server's clock"},
+		{"no event_type, header instance.deleted", request{event: "instance.deleted", body: typeless("instance.updated.json")}, http.StatusBadRequest, "not signed"},
+		{"no event_type, header instance.disabled", request{event: "instance.disabled", body: typeless("instance.updated.json")}, http.StatusBadRequest, "not signed"},
+		{"no event_type, header instance.deployed", request{event: "instance.deployed", body: typeless("instance.deployed.json")}, http.StatusBadRequest, "not signed"},
+		{"no event_type, header instance.updated", request{event: "instance.updated", body: typeless("instance.updated.json")}, http.StatusBadRequest, "not signed"},
+		{"no event_type, header customer.deleted", request{event: "customer.deleted", body: []byte(`{"customer":{"external_id":"` + exampleExternalID + `"}}`)}, http.StatusBadRequest, "not signed"},
+		{"no event_type, header connection.updated", request{event: "connection.updated", body: []byte(`{"connection":{"id":"` + exampleICVID + `"}}`)}, http.StatusBadRequest, "not signed"},
+		{"no signature and a body over the cap", request{sig: "-", body: bigBody(t, 4096)}, http.StatusRequestEntityTooLarge, "larger than"},
 	}
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		r := newRig(t, b)

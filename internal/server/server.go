@@ -24,7 +24,9 @@ type Options struct {
 	// Intake handles POST /webhooks/prismatic.
 	Intake http.Handler
 	// Ready reports whether the daemon can serve, its state and why. GET
-	// /readyz answers 200 when ok, else 503, with both in the body.
+	// /readyz answers 200 when ok, else 503, with the state in the body;
+	// the reason (which can name addresses and errors) only to a caller
+	// with the admin token.
 	Ready func(ctx context.Context) (ok bool, state, detail string)
 	// Status builds GET /status; admin says whether the caller showed the
 	// admin token (instance ids are shown only then).
@@ -54,6 +56,10 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	isAdmin := func(*http.Request) bool { return false }
+	if opts.Admin != nil && opts.Admin.Token != "" {
+		isAdmin = opts.Admin.authorized
+	}
 	if opts.Ready != nil {
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 			ok, state, detail := opts.Ready(r.Context())
@@ -62,17 +68,13 @@ func New(opts Options) *Server {
 				status = http.StatusServiceUnavailable
 			}
 			body := map[string]string{"status": state}
-			if detail != "" {
+			if detail != "" && isAdmin(r) {
 				body["detail"] = detail
 			}
 			writeJSON(w, status, body)
 		})
 	}
 	if opts.Status != nil {
-		isAdmin := func(*http.Request) bool { return false }
-		if opts.Admin != nil && opts.Admin.Token != "" {
-			isAdmin = opts.Admin.authorized
-		}
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, opts.Status(r.Context(), isAdmin(r)))
 		})

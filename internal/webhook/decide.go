@@ -42,8 +42,18 @@ type Plan struct {
 // PlanEvent decides what ev's action applies to. An error means the payload
 // cannot be acted on as its type requires (an instance event without an
 // instance id); the sender gets a 4xx for it.
+//
+// An event whose type only the unsigned X-Webhook-Event header names may
+// only be counted: anyone who captured a signed body could otherwise
+// replay it under a header of their choice (instance.deleted, say). Such
+// an event is refused unless its type's action is to ignore it, as
+// webhook.test's is.
 func PlanEvent(ev Event, actions Actions) (Plan, error) {
 	p := Plan{Action: actions.For(ev.Type)}
+	if ev.TypeFromHeader && p.Action != ActionIgnore {
+		return Plan{}, fmt.Errorf("%w: the body has no event_type, and the %s header is not signed: "+
+			"it may name only a type that changes nothing, like %s, not %s", ErrInvalid, EventHeader, WebhookTest, ev.Type)
+	}
 	switch p.Action {
 	case ActionIgnore:
 		return p, nil

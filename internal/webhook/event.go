@@ -40,6 +40,10 @@ type Event struct {
 	// Type is the event type, from the signed body's event_type, else from
 	// the X-Webhook-Event header.
 	Type string
+	// TypeFromHeader says Type came from the X-Webhook-Event header, which
+	// the signature does not cover: PlanEvent lets such an event do nothing
+	// but be counted.
+	TypeFromHeader bool
 	// Timestamp is the body's timestamp. When the body has none, it is the
 	// time the webhook arrived and TimestampMissing is set.
 	Timestamp        time.Time
@@ -100,7 +104,7 @@ func Parse(headerType string, body []byte, received time.Time) (Event, error) {
 	case p.EventType != nil:
 		ev.Type = *p.EventType
 	default:
-		ev.Type = headerType
+		ev.Type, ev.TypeFromHeader = headerType, true
 	}
 	if ev.Type == "" {
 		return Event{}, fmt.Errorf("%w: no event type in the body or the %s header", ErrInvalid, EventHeader)
