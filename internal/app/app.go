@@ -249,7 +249,7 @@ func (a *App) Start(ctx context.Context) error {
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCtx, a.cancel = bgCtx, bgCancel
 	if a.insecure {
-		a.bg.Add(3)
+		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()
 			a.warnInsecure(bgCtx, insecureWarnEvery)

@@ -21,6 +21,7 @@ import (
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -47,6 +48,8 @@ type e2eOptions struct {
 	registry *prometheus.Registry
 	// redis, when set, is the daemon's own client instead of the backend's.
 	redis redis.UniversalClient
+	// onResult, when set, is told of every worker run.
+	onResult func(refresh.Result)
 	// crashable: the daemon may be left unable to reach Redis (a replica
 	// "killed" by closing its client), so errors of its Close are ignored.
 	crashable bool
@@ -103,7 +106,7 @@ func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOpti
 	if rdb == nil {
 		rdb = b.Client
 	}
-	a := &app.App{Config: cfg, Redis: rdb, Listener: ln, Log: opts.log, Registry: opts.registry}
+	a := &app.App{Config: cfg, Redis: rdb, Listener: ln, Log: opts.log, Registry: opts.registry, OnResult: opts.onResult}
 	if opts.transport != nil {
 		a.HTTPClient = &http.Client{Transport: opts.transport}
 	}
