@@ -40,7 +40,7 @@ type health struct {
 	// apiNotBefore is the end of the latest wait the API asked for.
 	apiNotBefore time.Time
 	eviction     *eviction
-	lastReady  string // the state /readyz last answered, to log changes
+	lastReady    string // the state /readyz last answered, to log changes
 }
 
 type passInfo struct {
