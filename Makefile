@@ -5,6 +5,8 @@ BIN      ?= bin/prismcache
 PKGS     ?= ./...
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
+# Files go generate writes; make lint fails when they differ from what is committed.
+GENERATED := graphql/generated.go internal/prismaticsim/gqlserver
 
 # The race detector needs cgo and a C compiler; on a machine with only Go the
 # tests run without it (CI always has one).
@@ -27,14 +29,14 @@ test: ## run every test (against miniredis; also against real Redis when REDIS_U
 	@if [ -z "$$REDIS_URL" ]; then echo "note: REDIS_URL is not set, so the Redis suites run against miniredis only"; fi
 	$(GO) test $(RACE) -count=1 -timeout 10m $(PKGS)
 
-generate: ## regenerate graphql/generated.go from schema.graphql and graphql/operations
+generate: ## regenerate the GraphQL client (graphql/generated.go) and the simulator's server (internal/prismaticsim/gqlserver) from schema.graphql
 	$(GO) generate ./...
 
 lint: ## gofmt, go vet, and a check that generated code matches its sources
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) generate ./...
-	@if [ -n "$$(git status --porcelain -- graphql/generated.go)" ]; then echo "graphql/generated.go does not match schema.graphql and graphql/operations: run make generate and commit it"; git diff --stat -- graphql/generated.go; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then echo "generated code does not match its sources (schema.graphql, graphql/operations, internal/prismaticsim/gqlserver/gqlgen.yml): run make generate and commit it"; git status --short -- $(GENERATED); exit 1; fi
 
 bench: ## run the benchmarks
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/prismcache
