@@ -57,6 +57,7 @@ type App struct {
 	waiters  *refresh.Waiters
 	srv      *server.Server
 	recon    *refresh.Reconciler
+	census   *refresh.Census
 	metrics  *metrics.Metrics
 	health   *health
 
@@ -145,9 +146,11 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.work = refresh.NewWorkSet(a.rdb, a.store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
 	a.recon = &refresh.Reconciler{Store: a.store, Work: a.work, Log: log}
+	a.census = &refresh.Census{Store: a.store, Log: log}
 	a.metrics = metrics.New(a.Registry, a.Version, metrics.Sources{
 		Work:       a.work.Stats,
 		RepairOwed: func() bool { return a.recon.Owed() != nil },
+		Census:     a.census.Read,
 	})
 
 	a.api, err = graphql.New(graphql.Options{
@@ -255,7 +258,11 @@ func (a *App) Start(ctx context.Context) error {
 			a.warnInsecure(bgCtx, insecureWarnEvery)
 		}()
 	}
-	a.bg.Add(3)
+	a.bg.Add(4)
+	go func() {
+		defer a.bg.Done()
+		a.census.Run(bgCtx)
+	}()
 	go func() {
 		defer a.bg.Done()
 		a.recon.Run(bgCtx, refresh.LoopOptions{
@@ -316,6 +323,7 @@ func (a *App) startResync(ctx context.Context) error {
 // one; a failure that is not the API's is Redis's.
 func (a *App) passDone(rep refresh.Report, err error, repair string) {
 	a.metrics.Pass(rep, err)
+	a.census.Poke()
 	if repair != "" {
 		a.metrics.Repair(repair)
 		a.log().Info("repair done: every instance compared with Prismatic after events may have been lost", "reason", repair,

@@ -137,7 +137,8 @@ func TestMetricsExistAndMove(t *testing.T) {
 		"prismcache_fetch_duration_seconds", "prismcache_fetch_retries_total", "prismcache_graphql_requests_total",
 		"prismcache_graphql_request_duration_seconds", "prismcache_rate_limiter_wait_seconds_total",
 		"prismcache_reconcile_runs_total", "prismcache_reconcile_duration_seconds", "prismcache_reconcile_instances_total",
-		"prismcache_entries", "prismcache_oldest_entry_age_seconds", "prismcache_redis_errors_total", "prismcache_build_info",
+		"prismcache_redis_errors_total", "prismcache_build_info", "prismcache_work_failing", "prismcache_entries_fetch_failed",
+		"prismcache_repair_pending", "prismcache_repairs_total", "prismcache_redis_eviction_unsafe",
 		"prismcache_work_queued", "prismcache_work_due", "prismcache_work_in_flight", "prismcache_work_oldest_due_age_seconds",
 		"prismcache_redis_pipelines_total", "prismcache_redis_batched_commands_total",
 	} {
@@ -170,7 +171,8 @@ func TestMetricsExistAndMove(t *testing.T) {
 	if sum(after["prismcache_reconcile_runs_total"], "result", "ok") < 1 {
 		t.Error("the first reconcile pass was not counted")
 	}
-	// Entries by state are counted by reconcile passes: run one more.
+	// Entries by state are counted by a census, taken again after every
+	// reconcile pass: run one more.
 	req, _ := http.NewRequest(http.MethodPost, h.app.URL()+"/v1/resync", nil)
 	req.Header.Set("Authorization", "Bearer "+observedAdmin)
 	resp, err := http.DefaultClient.Do(req)
@@ -181,9 +183,11 @@ func TestMetricsExistAndMove(t *testing.T) {
 	h.waitFor(t, "the resync to be counted", func() bool {
 		return sum(gather(t, reg)["prismcache_reconcile_runs_total"], "result", "ok") >= 2
 	})
-	if n := sum(gather(t, reg)["prismcache_entries"], "state", "fresh"); n < 6 {
-		t.Errorf("prismcache_entries{state=fresh} = %v after a pass over 6 cached instances", n)
-	}
+	h.waitFor(t, "a census after the pass to count 6 fresh entries", func() bool {
+		fams := gather(t, reg)
+		_, ok := fams["prismcache_oldest_entry_age_seconds"]
+		return ok && sum(fams["prismcache_entries"], "state", "fresh") >= 6
+	})
 	// /metrics serves the same registry.
 	if code, body := get(t, h.app.URL()+"/metrics", ""); code != 200 || !strings.Contains(body, "prismcache_webhooks_total") {
 		t.Fatalf("/metrics: %d", code)

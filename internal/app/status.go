@@ -206,6 +206,7 @@ type Status struct {
 	LastSyncAt            *time.Time           `json:"lastSyncAt,omitempty"`
 	Reconcile             *passInfo            `json:"lastReconcile,omitempty"`
 	Entries               map[string]int       `json:"entries,omitempty"`
+	EntriesCountedAt      *time.Time           `json:"entriesCountedAt,omitempty"`
 	OldestStale           *oldestStale         `json:"oldestStale,omitempty"`
 	Repair                *repairStatus        `json:"repair,omitempty"`
 	Eviction              *evictionStatus      `json:"redisEviction,omitempty"`
@@ -280,18 +281,22 @@ func (a *App) status(ctx context.Context, admin bool) any {
 	if p := a.health.lastPass; p != nil {
 		cp := *p
 		s.Reconcile = &cp
-		s.Entries = map[string]int{"fresh": p.Report.Fresh, "stale": p.Report.Stale, "error": p.Report.Errors}
-		if !p.Report.OldestStaleSince.IsZero() {
-			s.OldestStale = &oldestStale{Since: p.Report.OldestStaleSince}
-			if admin {
-				s.OldestStale.ID = p.Report.OldestStaleID
-			}
-		}
 		if !admin {
 			s.Reconcile.Report.OldestStaleID = ""
 		}
 	}
 	a.health.mu.Unlock()
+	if c, err := a.census.Read(ctx); err == nil && c != nil {
+		s.Entries = map[string]int{"fresh": c.Fresh, "stale": c.Stale, "fetchFailed": c.FetchFailed}
+		at := c.At
+		s.EntriesCountedAt = &at
+		if !c.OldestStaleSince.IsZero() {
+			s.OldestStale = &oldestStale{Since: c.OldestStaleSince}
+			if admin {
+				s.OldestStale.ID = c.OldestStaleID
+			}
+		}
+	}
 	if !admin {
 		// Error texts can name instances (and say more about the setup than
 		// an anonymous caller needs): states only, details for the admin.

@@ -29,8 +29,6 @@ type Metrics struct {
 	reconciles      *prometheus.CounterVec
 	reconcileTime   prometheus.Histogram
 	reconcileFound  *prometheus.CounterVec
-	entries         *prometheus.GaugeVec
-	oldestFetch     prometheus.Gauge
 	redisErrors     *prometheus.CounterVec
 	repairs         *prometheus.CounterVec
 	evictionUnsafe  prometheus.Gauge
@@ -45,6 +43,8 @@ type Sources struct {
 	Work WorkStats
 	// RepairOwed reports whether this replica owes a repair pass.
 	RepairOwed func() bool
+	// Census reads the latest count of the cached entries by state.
+	Census func(ctx context.Context) (*refresh.Counts, error)
 }
 
 // New registers every metric on reg. version labels prismcache_build_info.
@@ -103,14 +103,6 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 			Name: "prismcache_reconcile_instances_total",
 			Help: "What reconcile passes found: listed, queued (missing or different in the cache), removed (gone from Prismatic).",
 		}, []string{"found"}),
-		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "prismcache_entries",
-			Help: "Cached entries by state (fresh, stale, error) as of the last reconcile pass on this replica.",
-		}, []string{"state"}),
-		oldestFetch: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "prismcache_oldest_entry_age_seconds",
-			Help: "Age of the least recently fetched entry, as of the last reconcile pass on this replica.",
-		}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_redis_errors_total",
 			Help: "Redis operations that failed, by component (intake, worker, reconcile, admin).",
@@ -130,11 +122,14 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.webhooks, m.webhookDuration, m.fetches, m.fetchDuration, m.retries, m.apiRequests, m.apiDuration,
-		m.limiterWait, m.reconciles, m.reconcileTime, m.reconcileFound, m.entries, m.oldestFetch, m.redisErrors,
+		m.limiterWait, m.reconciles, m.reconcileTime, m.reconcileFound, m.redisErrors,
 		m.repairs, m.evictionUnsafe, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Work != nil {
 		reg.MustRegister(&workCollector{stats: src.Work})
+	}
+	if src.Census != nil {
+		reg.MustRegister(&censusCollector{read: src.Census})
 	}
 	if src.RepairOwed != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -162,9 +157,6 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 	}
 	for _, o := range []string{"refreshed", "stale", "deleted", "skipped", "retry", "dropped", "resolved", "unresolved"} {
 		m.fetches.WithLabelValues(o)
-	}
-	for _, s := range []string{"fresh", "stale", "error"} {
-		m.entries.WithLabelValues(s)
 	}
 	return m
 }
@@ -226,12 +218,6 @@ func (m *Metrics) Pass(rep refresh.Report, err error) {
 	m.reconcileFound.WithLabelValues("listed").Add(float64(rep.Listed))
 	m.reconcileFound.WithLabelValues("queued").Add(float64(rep.Queued))
 	m.reconcileFound.WithLabelValues("removed").Add(float64(rep.Removed))
-	m.entries.WithLabelValues("fresh").Set(float64(rep.Fresh))
-	m.entries.WithLabelValues("stale").Set(float64(rep.Stale))
-	m.entries.WithLabelValues("error").Set(float64(rep.Errors))
-	if !rep.OldestFetch.IsZero() {
-		m.oldestFetch.Set(time.Since(rep.OldestFetch).Seconds())
-	}
 }
 
 // Repair counts a repair pass this replica ran, by why it was owed.
@@ -343,4 +329,41 @@ func RegisterIntake(reg prometheus.Registerer, stats IntakeStats, insecure bool)
 			Help: "1 when webhook signatures are not checked (--insecure-skip-signature): anyone who reaches the endpoint can change the cache.",
 		}, func() float64 { return insecureValue }),
 	)
+}
+
+// censusCollector reads the latest census at scrape time.
+type censusCollector struct {
+	read func(ctx context.Context) (*refresh.Counts, error)
+}
+
+var (
+	entriesDesc     = prometheus.NewDesc("prismcache_entries", "Cached entries by state (fresh, stale, error = fetch_failed), as the latest census of any replica counted them (every 30s).", []string{"state"}, nil)
+	oldestFetchDesc = prometheus.NewDesc("prismcache_oldest_entry_age_seconds", "Age of the least recently fetched entry, as of the latest census.", nil, nil)
+	censusAgeDesc   = prometheus.NewDesc("prismcache_census_age_seconds", "How long ago the latest census of the entries ended.", nil, nil)
+)
+
+func (c *censusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- entriesDesc
+	ch <- oldestFetchDesc
+	ch <- censusAgeDesc
+}
+
+func (c *censusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(entriesDesc, err)
+		return
+	}
+	if counts == nil {
+		return // no census yet
+	}
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(counts.Fresh), "fresh")
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(counts.Stale), "stale")
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(counts.FetchFailed), "error")
+	if !counts.OldestFetch.IsZero() {
+		ch <- prometheus.MustNewConstMetric(oldestFetchDesc, prometheus.GaugeValue, time.Since(counts.OldestFetch).Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(censusAgeDesc, prometheus.GaugeValue, time.Since(counts.At).Seconds())
 }
