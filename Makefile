@@ -52,7 +52,7 @@ fuzz: ## run each fuzz target for a short while (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/
 	$(GO) test -run '^$$' -fuzz FuzzIntake -fuzztime $(or $(FUZZTIME),30s) ./internal/server/
 
-chaos: ## two daemon replicas, a real Redis and a faulty simulator; kills, a flush; checks convergence (needs redis-server)
+chaos: ## two daemon replicas, a real Redis and a faulty simulator: kills, a flush, a 90 s API outage, a Redis restart; checks convergence (needs redis-server)
 	$(GO) test -tags chaos -count=1 -v -timeout 15m ./internal/chaos/
 
 clean: ## remove build output
