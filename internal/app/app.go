@@ -228,10 +228,14 @@ func (a *App) Start(ctx context.Context) error {
 	if a.insecure {
 		log.Warn(insecureWarning)
 	}
-	req := refresh.Requester{Work: a.work, Waiters: a.waiters}
+	exec := refresh.Executor{Store: a.store, Work: a.work}
+	req := refresh.Requester{Exec: exec, Waiters: a.waiters}
 	admin := &server.Admin{
 		Token: cfg.AdminToken, Store: a.store, Refresh: req.Refresh, Log: log,
-		Queue:        func(ctx context.Context, id string) error { return a.work.Add(ctx, time.Time{}, id) },
+		Queue: func(ctx context.Context, id string) error {
+			_, err := exec.Execute(ctx, webhook.FetchPlan(id), nil, refresh.Once{})
+			return err
+		},
 		Resync:       a.startResync,
 		OnRedisError: func(err error) { a.redisFailed("admin", err) },
 	}

@@ -128,7 +128,7 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 		if err == nil {
 			skipped = len(ids) - len(fresh)
 			if len(fresh) > 0 {
-				err = p.ws.Add(ctx, time.Time{}, fresh...)
+				_, err = (Executor{Store: p.store, Work: p.ws}).Execute(ctx, webhook.FetchPlan(fresh...), nil, Once{})
 			}
 		}
 	}
@@ -197,10 +197,8 @@ func (p *Pool) runCustomerDelete(ctx context.Context, c Claim, arg string, start
 		}
 		var up cache.Updated
 		up, err = p.store.Update(ctx, e.Doc.ID, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
-			if st.Tombstoned {
-				return nil
-			}
-			return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}
+			m, _ := webhook.DecideEntry(webhook.ActionDelete, started, st)
+			return m
 		})
 		if up.Mutation != nil {
 			removed++

@@ -13,8 +13,9 @@ import (
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
-// This property test drives the two pure rules — webhook.Decide for events
-// and refresh.DecideWrite for fetches — the way the daemon does, over a
+// This property test drives the two pure rules — webhook.Decide, the one
+// decision of what an event does, and refresh.DecideWrite for fetches — the
+// way the daemon does (refresh.Executor's order of steps), over a
 // model of Prismatic: random changes, deploys, toggles, connection changes
 // and deletes on a handful of instances, their webhooks delivered late,
 // reordered and duplicated, fetches that begin, read Prismatic and write at
@@ -128,24 +129,34 @@ func (w *world) deliver(i int) {
 		w.transit = slices.Delete(w.transit, i, i+1)
 	}
 	w.tick()
-	plan, err := webhook.PlanEvent(webhook.Event{Type: ev.typ, Timestamp: ev.ts, InstanceID: ev.id}, w.actions)
+	// The plan, carried out as refresh.Executor does: the rerun mark beside
+	// the read of the entry, the write decided on the entry, the queue.
+	event := webhook.Event{Type: ev.typ, Timestamp: ev.ts, InstanceID: ev.id}
+	plan, err := webhook.Decide(event, w.actions, nil)
 	if err != nil {
-		w.t.Fatalf("plan %v: %v", ev, err)
+		w.t.Fatalf("decide %v: %v", ev, err)
 	}
-	eff := webhook.Decide(plan.Action, ev.ts, w.state(ev.id))
-	if eff.Mutation != nil {
-		w.apply(ev.id, eff.Mutation)
+	if plan.RerunIfRunning && w.running[ev.id] != nil {
+		w.dirty[ev.id] = true
 	}
-	switch eff.Fetch {
-	case webhook.FetchNow:
+	if plan.NeedsEntry {
+		st := w.state(ev.id)
+		withEntry, err := webhook.Decide(event, w.actions, &st)
+		if err != nil {
+			w.t.Fatalf("decide %v on its entry: %v", ev, err)
+		}
+		if withEntry.Write != nil {
+			w.apply(ev.id, withEntry.Write)
+		}
+	}
+	for _, task := range plan.Queue {
+		if task.Kind != webhook.TaskFetch || task.ID != ev.id {
+			w.t.Fatalf("event %v queued %+v", ev, task)
+		}
 		if w.running[ev.id] != nil {
 			w.dirty[ev.id] = true
 		} else {
 			w.pending[ev.id] = true
-		}
-	case webhook.FetchIfRunning:
-		if w.running[ev.id] != nil {
-			w.dirty[ev.id] = true
 		}
 	}
 }

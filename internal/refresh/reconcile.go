@@ -16,6 +16,7 @@ import (
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/lease"
 	"github.com/prismcache/prismcache/internal/retry"
+	"github.com/prismcache/prismcache/internal/webhook"
 )
 
 // InstanceLister pages through every instance; *graphql.Client satisfies
@@ -131,7 +132,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 		ids = append(ids, due...)
-		if err := r.Work.Add(ctx, time.Time{}, ids...); err != nil {
+		if _, err := (Executor{Store: r.Store, Work: r.Work}).Execute(ctx, webhook.FetchPlan(ids...), nil, Once{}); err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 		rep.Queued += len(ids)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/webhook"
 )
 
 // Result is the outcome of one run for one id, published on the results
@@ -146,7 +147,7 @@ func publishResult(ctx context.Context, rdb redis.UniversalClient, keys cache.Ke
 // Requester queues refreshes and waits for their outcome. Its zero value is
 // not usable; fill both fields.
 type Requester struct {
-	Work    *WorkSet
+	Exec    Executor
 	Waiters *Waiters
 }
 
@@ -160,12 +161,12 @@ var ErrNoResult = errors.New("no result yet")
 func (r Requester) Refresh(ctx context.Context, id string) (Result, error) {
 	results, cancel := r.Waiters.Register(id)
 	defer cancel()
-	asked, err := r.Work.Now(ctx)
+	asked, err := r.Exec.Work.Now(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	asked = asked.Truncate(time.Millisecond) // claims are stamped in whole ms
-	if err := r.Work.Add(ctx, time.Time{}, id); err != nil {
+	if _, err := r.Exec.Execute(ctx, webhook.FetchPlan(id), nil, Once{}); err != nil {
 		return Result{}, err
 	}
 	for {

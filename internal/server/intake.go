@@ -255,41 +255,43 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	plan, err := webhook.PlanEvent(ev, in.Actions)
+	plan, err := webhook.Decide(ev, in.Actions, nil)
 	if err != nil {
 		reject(http.StatusBadRequest, "rejected", err.Error())
 		return
 	}
 	d.Action = plan.Action
 	digest := hex.EncodeToString(read.sum[:])
-	res2, err := in.apply(r.Context(), ev, plan, digest)
+	redecide := func(st cache.State) webhook.Plan {
+		p, _ := webhook.Decide(ev, in.Actions, &st) // refused above if it errs
+		return p
+	}
+	// The mark that makes a repeat of the body a no-op is written in the
+	// same script as the effect it guards (same hash slot), so a delivery is
+	// either applied and marked, or neither: a retry after any failure
+	// applies it in full, and a repeat after success does nothing.
+	out, err := refresh.Executor{Store: in.Store, Work: in.Work}.Execute(r.Context(), plan, redecide,
+		refresh.Once{Sum: digest, Window: in.window()})
 	if err != nil {
 		in.unavailable(w, &d, err)
 		return
 	}
-	if res2.dup {
+	if out.Duplicate {
 		d.Status, d.Outcome = http.StatusOK, "duplicate"
 		writeAck(w, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
-	if res2.queued && in.Wake != nil {
+	if out.IndexErr != nil && in.Log != nil {
+		in.Log.Warn("webhook applied; its lookup rows were not", "instance", plan.Instance, "err", out.IndexErr)
+	}
+	if out.Queued && in.Wake != nil {
 		in.Wake()
 	}
-	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", res2.detail
+	d.Status, d.Outcome, d.Detail = http.StatusOK, "accepted", out.Plan.Why
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
 	}
-	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: res2.detail})
-}
-
-// result is what applying one event did.
-type result struct {
-	// dup: the body was applied already; nothing was done this time.
-	dup bool
-	// detail says why nothing was written, or what was, for the log.
-	detail string
-	// queued: work was added to the work set.
-	queued bool
+	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: out.Plan.Why})
 }
 
 func (in *Intake) window() time.Duration {
@@ -297,85 +299,6 @@ func (in *Intake) window() time.Duration {
 		return in.DedupWindow
 	}
 	return DefaultDedupWindow
-}
-
-// apply carries out a plan; an error means Redis failed and the sender must
-// retry. The mark that makes a repeat of the body a no-op is written in the
-// same script as the effect it guards (same hash slot), so a delivery is
-// either applied and marked, or neither: a retry after any failure applies
-// it in full, and a repeat after success does nothing.
-func (in *Intake) apply(ctx context.Context, ev webhook.Event, plan webhook.Plan, digest string) (result, error) {
-	switch plan.Target {
-	case webhook.TargetConnection:
-		dup, err := in.Work.AddOnce(ctx, digest, in.window(), refresh.ConnectionJob(plan.ConnectionID))
-		return result{dup: dup, queued: !dup}, err
-	case webhook.TargetInstance:
-		return in.applyInstance(ctx, plan.Action, ev.Timestamp, plan.InstanceID, digest)
-	case webhook.TargetCustomer:
-		return in.applyCustomer(ctx, plan, digest)
-	}
-	// Nothing to store, and a repeat would do nothing either.
-	return result{detail: plan.Note}, nil
-}
-
-// applyCustomer queues the job that refreshes or removes a customer's
-// instances. A refresh lists them through the API (the external id itself
-// may be what changed, so the index cannot be trusted to find them); a
-// delete removes the cached instances the index lists for the external id,
-// checking each entry's customer. Either way the webhook costs one script.
-func (in *Intake) applyCustomer(ctx context.Context, plan webhook.Plan, digest string) (result, error) {
-	var job string
-	switch {
-	case plan.Action == webhook.ActionCustomerRefresh && plan.CustomerID != "":
-		job = refresh.CustomerJob(plan.CustomerID)
-	case plan.Action == webhook.ActionCustomerRefresh:
-		return result{detail: "no customer id in the payload"}, nil
-	case plan.CustomerExternalID != "":
-		job = refresh.CustomerDeleteJob(plan.CustomerID, plan.CustomerExternalID)
-	default:
-		return result{detail: "no customer external id in the payload"}, nil
-	}
-	dup, err := in.Work.AddOnce(ctx, digest, in.window(), job)
-	return result{dup: dup, queued: !dup}, err
-}
-
-// applyInstance decides and writes one instance's effect, once per body.
-func (in *Intake) applyInstance(ctx context.Context, action webhook.Action, ts time.Time, id, digest string) (result, error) {
-	if action == webhook.ActionRefetch {
-		// Nothing to decide but the fetch, which decides for itself (a
-		// deleted instance's fetch writes nothing): one script, one round
-		// trip.
-		dup, err := in.Work.AddOnce(ctx, digest, in.window(), id)
-		return result{dup: dup, queued: !dup}, err
-	}
-	var skip string
-	// A stale mark changes only the entry's flags: it is decided without
-	// reading the document.
-	once := cache.UpdateOnce{Sum: digest, Window: in.window(), WithoutDoc: action == webhook.ActionStale}
-	if action != webhook.ActionDelete {
-		// A fetch of this instance in flight may have read Prismatic before
-		// this event's change: have it run once more. It is done while the
-		// entry is read, and before the effect and its dedup mark are
-		// written, so that a delivery that fails after it is retried in
-		// full; it is harmless to repeat.
-		once.Alongside = func() error { return in.Work.AddIfRunning(ctx, id) }
-	}
-	up, err := in.Store.Update(ctx, id, once, func(st cache.State) *cache.Mutation {
-		eff := webhook.Decide(action, ts, st)
-		skip = eff.Skip
-		return eff.Mutation
-	})
-	switch {
-	case err != nil:
-		return result{}, err
-	case up.Duplicate:
-		return result{dup: true}, nil
-	case up.Tombstoned:
-		return result{detail: webhook.SkipDeleted}, nil
-	case up.IndexErr != nil && in.Log != nil:
-		in.Log.Warn("webhook applied; its lookup rows were not", "instance", id, "err", up.IndexErr)
-	}
-	return result{detail: skip}, nil
 }
 
 func (in *Intake) unavailable(w http.ResponseWriter, d *Delivery, err error) {

@@ -86,7 +86,7 @@ func TestHeaderOnlyType(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: parse: %v", tc.header, tc.body, err)
 		}
-		plan, err := webhook.PlanEvent(ev, actions)
+		plan, err := webhook.Decide(ev, actions, nil)
 		switch {
 		case tc.ok && err != nil:
 			t.Errorf("%s %s: refused: %v", tc.header, tc.body, err)
