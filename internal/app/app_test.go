@@ -44,6 +44,9 @@ type e2eOptions struct {
 	// log and registry, when set, are the daemon's.
 	log      *slog.Logger
 	registry *prometheus.Registry
+	// ownClient makes the daemon open its own Redis client from the
+	// backend's URL, as prismcache serve does, instead of sharing the test's.
+	ownClient bool
 }
 
 func start(t *testing.T, b redistest.Backend) *harness { return startE2E(t, b, e2eOptions{}) }
@@ -79,6 +82,9 @@ func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 		opts.configure(&cfg)
 	}
 	a := &app.App{Config: cfg, Redis: b.Client, Listener: ln, Log: opts.log, Registry: opts.registry}
+	if opts.ownClient {
+		a.Redis, a.Config.RedisURL = nil, b.URL
+	}
 	if opts.transport != nil {
 		a.HTTPClient = &http.Client{Transport: opts.transport}
 	}

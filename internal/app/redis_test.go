@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,6 +19,15 @@ func TestOpenRedisURLForms(t *testing.T) {
 			if o.Addr != "127.0.0.1:6379" || o.DB != 2 {
 				t.Errorf("options %s db %d", o.Addr, o.DB)
 			}
+			if o.DialTimeout != DefaultRedisDialTimeout || o.ReadTimeout != DefaultRedisReadTimeout || o.DialerRetries != 1 {
+				t.Errorf("dial timeout %v, read timeout %v, dials per attempt %d: want the daemon's defaults", o.DialTimeout, o.ReadTimeout, o.DialerRetries)
+			}
+		}},
+		{url: "redis://127.0.0.1:6379?dial_timeout=3s&read_timeout=0", check: func(t *testing.T, c redis.UniversalClient) {
+			o := c.(*redis.Client).Options()
+			if o.DialTimeout != 3*time.Second || o.ReadTimeout != 0 {
+				t.Errorf("dial timeout %v, read timeout %v: want the URL's 3s and none", o.DialTimeout, o.ReadTimeout)
+			}
 		}},
 		{url: "rediss://:pw@redis.example:6380", check: func(t *testing.T, c redis.UniversalClient) {
 			o := c.(*redis.Client).Options()
@@ -30,6 +40,9 @@ func TestOpenRedisURLForms(t *testing.T) {
 			if strings.Join(o.Addrs, ",") != "10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000" || o.ReadTimeout.String() != "2s" {
 				t.Errorf("cluster addrs %v read timeout %v", o.Addrs, o.ReadTimeout)
 			}
+			if o.DialTimeout != DefaultRedisDialTimeout || o.DialerRetries != 1 {
+				t.Errorf("cluster dial timeout %v, dials per attempt %d: want the daemon's defaults", o.DialTimeout, o.DialerRetries)
+			}
 		}},
 		{url: "rediss-cluster://u:pw@10.0.0.1:7000", check: func(t *testing.T, c redis.UniversalClient) {
 			o := c.(*redis.ClusterClient).Options()
@@ -37,11 +50,17 @@ func TestOpenRedisURLForms(t *testing.T) {
 				t.Errorf("cluster TLS %v user %q", o.TLSConfig, o.Username)
 			}
 		}},
-		{url: "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/3?sentinel_password=spw", check: func(t *testing.T, c redis.UniversalClient) {
-			if _, ok := c.(*redis.Client); !ok {
-				t.Errorf("sentinel client is %T", c)
+		{url: "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/3?sentinel_password=spw&read_timeout=3s&max_retries=1", check: func(t *testing.T, c redis.UniversalClient) {
+			fc, ok := c.(*redis.Client)
+			if !ok {
+				t.Fatalf("sentinel client is %T", c)
+			}
+			o := fc.Options()
+			if o.DB != 3 || o.Password != "pw" || o.ReadTimeout != 3*time.Second || o.MaxRetries != 1 || o.DialTimeout != DefaultRedisDialTimeout {
+				t.Errorf("sentinel db %d, read timeout %v, retries %d, dial timeout %v", o.DB, o.ReadTimeout, o.MaxRetries, o.DialTimeout)
 			}
 		}},
+		{url: "redis-sentinel://10.0.0.1:26379/m?colour=blue", wantErr: "unexpected option: colour"},
 		{url: "redis-sentinel://10.0.0.1:26379", wantErr: "master name is missing"},
 		{url: "redis-sentinel://10.0.0.1:26379/m/x", wantErr: "is not a number"},
 		{url: "redis-cluster://", wantErr: "at least one host"},
