@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/internal/redistest"
 )
 
 func TestOpenRedisURLForms(t *testing.T) {
@@ -80,5 +83,36 @@ func TestOpenRedisURLForms(t *testing.T) {
 			defer c.Close()
 			tc.check(t, c)
 		})
+	}
+}
+
+// TestClusterClientFollowsAFailover: after a master died and its replica
+// took over, the daemon's cluster client writes to the slots the dead master
+// served at once — the first failure reloads its slot map — instead of
+// dialling the dead master until go-redis' periodic reload a minute later.
+func TestClusterClientFollowsAFailover(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb, err := OpenRedis(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	key := c.Prefix + "k"
+	if err := rdb.Set(ctx, key, "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	replicas := c.Crash(t, c.MasterOf(t, key))
+	c.WaitFailover(t, replicas)
+	// Nothing used the client during the failover: its slot map still names
+	// the dead master. The first write may fail; the one after must not.
+	if err := rdb.Set(ctx, key, "after", 0).Err(); err != nil {
+		t.Logf("the first write after the failover failed: %v", err)
+		if err := rdb.Set(ctx, key, "after", 0).Err(); err != nil {
+			t.Fatalf("the second write after the failover failed too: %v", err)
+		}
+	}
+	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != "after" {
+		t.Fatalf("read back %q, %v; want after", v, err)
 	}
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,9 @@ const (
 	StateNeverSynced = "never_synced" // the first full sync has not completed
 	StateNotSynced   = "not_synced"   // the sync marker vanished (Redis flushed); a resync runs
 	StateRedisDown   = "redis_down"
+	// StateRedisPartial: a Redis Cluster master the daemon needs does not
+	// answer; the webhooks and fetches for its slots fail.
+	StateRedisPartial = "redis_partial"
 )
 
 // component is the state of one part, and since when.
@@ -33,6 +38,7 @@ type health struct {
 	now        func() time.Time
 	prismatic  component
 	redis      component
+	masters    []masterState // as of the last state, nil but on a Cluster
 	lastPass   *passInfo
 	everSynced bool
 }
@@ -93,15 +99,27 @@ func (h *health) pass(rep refresh.Report, err error) {
 	h.lastPass = p
 }
 
-// state derives the overall state from a fresh look at Redis.
-func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error)) (string, string) {
+// state derives the overall state from a fresh look at Redis: the sync
+// marker, and every master the daemon needs.
+func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error), masters func(context.Context) []masterState) (string, string) {
 	ok, err := synced(ctx)
 	h.redisResult(err)
+	var ms []masterState
+	if err == nil {
+		ms = masters(ctx)
+	}
+	down, downErr := unreachable(ms)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.masters = ms
+	if len(down) > 0 {
+		h.set(&h.redis, "partial", downErr.Error())
+	}
 	switch {
 	case err != nil:
 		return StateRedisDown, "Redis does not answer: " + err.Error()
+	case len(down) > 0:
+		return StateRedisPartial, "Redis masters do not answer (webhooks and fetches for their slots fail): " + strings.Join(down, ", ")
 	case !ok && h.everSynced:
 		return StateNotSynced, "the sync marker disappeared (Redis flushed or replaced); a full resync is running"
 	case !ok:
@@ -120,9 +138,12 @@ func (h *health) state(ctx context.Context, synced func(context.Context) (bool, 
 // ready is /readyz: ready when Redis answers and a full sync is recorded
 // (degraded still serves).
 func (a *App) ready(ctx context.Context) (bool, string, string) {
-	state, detail := a.health.state(ctx, a.store.Synced)
+	state, detail := a.health.state(ctx, a.store.Synced, a.masters)
 	return state == StateOK || state == StateDegraded, state, detail
 }
+
+// masters checks every Redis master the daemon needs (see checkMasters).
+func (a *App) masters(ctx context.Context) []masterState { return checkMasters(ctx, a.rdb) }
 
 // redactURL hides a password in a URL for messages.
 func redactURL(s string) string {
@@ -144,6 +165,10 @@ type Status struct {
 	Reconcile   *passInfo            `json:"lastReconcile,omitempty"`
 	Entries     map[string]int       `json:"entries,omitempty"`
 	OldestStale *oldestStale         `json:"oldestStale,omitempty"`
+
+	// RedisMasters lists the Redis Cluster masters and whether each
+	// answers; empty but on a Cluster.
+	RedisMasters []masterState `json:"redisMasters,omitempty"`
 }
 
 type workStatus struct {
@@ -161,7 +186,7 @@ type oldestStale struct {
 
 // status builds GET /status. Instance ids appear only for admins.
 func (a *App) status(ctx context.Context, admin bool) any {
-	state, detail := a.health.state(ctx, a.store.Synced)
+	state, detail := a.health.state(ctx, a.store.Synced, a.masters)
 	s := Status{Status: state, Detail: detail, Version: a.Version, Components: map[string]component{}}
 	if ws, err := a.work.Stats(ctx); err == nil {
 		w := &workStatus{Queued: ws.Queued, Due: ws.Due, InFlight: ws.Leased}
@@ -176,6 +201,7 @@ func (a *App) status(ctx context.Context, admin bool) any {
 	a.health.mu.Lock()
 	s.Components["redis"] = a.health.redis
 	s.Components["prismatic"] = a.health.prismatic
+	s.RedisMasters = slices.Clone(a.health.masters)
 	if p := a.health.lastPass; p != nil {
 		cp := *p
 		s.Reconcile = &cp
@@ -198,6 +224,9 @@ func (a *App) status(ctx context.Context, admin bool) any {
 		for name, c := range s.Components {
 			c.Detail = ""
 			s.Components[name] = c
+		}
+		for i := range s.RedisMasters {
+			s.RedisMasters[i].Detail = ""
 		}
 		if s.Reconcile != nil && s.Reconcile.Error != "" {
 			s.Reconcile.Error = "(shown with the admin token)"
