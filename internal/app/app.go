@@ -64,6 +64,7 @@ type App struct {
 	cancel   context.CancelFunc
 	resyncMu sync.Mutex
 	resyncOn bool
+	switched chan struct{} // the Redis master changed: a repair pass is due
 }
 
 func (a *App) log() *slog.Logger {
@@ -98,6 +99,10 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 		a.ownRedis = true
+		a.switched = make(chan struct{}, 1)
+		if c, ok := a.rdb.(*redis.Client); ok {
+			watchServer(c, a.masterChanged)
+		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -195,7 +200,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCtx, a.cancel = bgCtx, bgCancel
-	a.bg.Add(1)
+	a.bg.Add(2)
 	go func() {
 		defer a.bg.Done()
 		a.recon.Run(bgCtx, refresh.LoopOptions{
@@ -203,13 +208,21 @@ func (a *App) Start(ctx context.Context) error {
 			OnPass:   a.passDone,
 		})
 	}()
+	go func() {
+		defer a.bg.Done()
+		a.repairAfterSwitches(bgCtx)
+	}()
 	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix,
 		"prismatic", a.api.Endpoint(), "workers", cfg.Workers, "rate", cfg.PrismaticRate)
 	return nil
 }
 
 // startResync starts a pass that queues every instance, unless one runs.
-func (a *App) startResync(ctx context.Context) error {
+func (a *App) startResync(ctx context.Context) error { return a.startPass(ctx, true) }
+
+// startPass starts a reconcile pass in the background, unless one runs;
+// with force it queues every instance, not only those that differ.
+func (a *App) startPass(ctx context.Context, force bool) error {
 	a.resyncMu.Lock()
 	defer a.resyncMu.Unlock()
 	if a.resyncOn {
@@ -229,7 +242,7 @@ func (a *App) startResync(ctx context.Context) error {
 		defer a.bg.Done()
 		defer func() { a.resyncMu.Lock(); a.resyncOn = false; a.resyncMu.Unlock() }()
 		r := *a.recon
-		r.Force = true
+		r.Force = force
 		ran, rep, err := r.RunExclusive(a.bgCtx, 0)
 		switch {
 		case !ran:

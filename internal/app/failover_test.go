@@ -91,11 +91,12 @@ func refusals(as []attempt) []attempt {
 	return out
 }
 
-// failoverSim is the simulator of the failover suites: more instances than
-// the plain one, and a webhook sender that retries for about a minute, as
-// Prismatic retries a delivery that got no 2xx.
+// failoverSim is the simulator of the failover suites: 150 instances, so
+// that deploys at 20 a second touch each at most once in seven seconds, and
+// a webhook sender that retries for about a minute, as Prismatic retries a
+// delivery that got no 2xx.
 func failoverSim(log *attemptLog) *prismaticsim.Options {
-	return &prismaticsim.Options{Seed: 7, Customers: 8, WebhookRetries: 8, WebhookBackoff: 250 * time.Millisecond,
+	return &prismaticsim.Options{Seed: 7, Customers: 50, WebhookRetries: 8, WebhookBackoff: 250 * time.Millisecond,
 		HTTPClient: &http.Client{Transport: log, Timeout: 5 * time.Second}}
 }
 
@@ -111,26 +112,22 @@ func deployed(h *harness) []string {
 	return ids
 }
 
-// deployTraffic deploys one of ids every interval, each deploy on a
-// goroutine of its own (a refused or slow delivery does not hold up the
-// next), until the returned stop is called; stop waits for the deploys in
-// flight.
-func deployTraffic(t *testing.T, h *harness, ids []string, every time.Duration) (stop func()) {
+// deployTraffic deploys each of ids once, in order, one every interval,
+// each deploy on a goroutine of its own (a refused or slow delivery does not
+// hold up the next). Each instance's last deploy is then the one made during
+// the test, so an acknowledged deploy that was lost leaves its entry behind
+// Prismatic for good. wait waits until the pass is over and every deploy has
+// had its first delivery attempt.
+func deployTraffic(t *testing.T, h *harness, ids []string, every time.Duration) (wait func()) {
 	t.Helper()
-	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			id := ids[i%len(ids)]
+		for _, id := range ids {
+			<-tick.C
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -140,7 +137,42 @@ func deployTraffic(t *testing.T, h *harness, ids []string, every time.Duration) 
 			}()
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	return wg.Wait
+}
+
+// acceptedAfter waits until a deploy of id sent now is answered 2xx at its
+// first attempt.
+func acceptedAfter(t *testing.T, h *harness, id, what string) {
+	t.Helper()
+	waitLong(t, what, func() bool {
+		res, err := h.sim.Deploy(id)
+		return err == nil && res.Webhooks[0].Status == http.StatusOK
+	})
+}
+
+// refusalFigures logs how the deliveries went around a failover done at
+// done: how many were refused, and when the last refusal was answered.
+func refusalFigures(t *testing.T, log *attemptLog, done time.Time) {
+	t.Helper()
+	all := log.all()
+	refused := refusals(all)
+	var last, end time.Time
+	for _, a := range refused {
+		if a.answered.After(last) {
+			last = a.answered
+		}
+	}
+	for _, a := range all {
+		if a.sent.After(end) {
+			end = a.sent
+		}
+	}
+	lastRefusal := "none was refused"
+	if len(refused) > 0 {
+		lastRefusal = fmt.Sprintf("the last refusal was answered %v after the failover was done", last.Sub(done).Round(time.Millisecond))
+	}
+	t.Logf("%d delivery attempts, %d refused; %s; deliveries went on until %v after it",
+		len(all), len(refused), lastRefusal, end.Sub(done).Round(time.Millisecond))
 }
 
 // waitDelivered waits until the simulator has no delivery left to retry,
@@ -269,7 +301,7 @@ func TestClusterMasterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop := deployTraffic(t, h, ids[1:], 50*time.Millisecond)
+	traffic := deployTraffic(t, h, ids[1:], 50*time.Millisecond)
 	waitLong(t, "deploys to flow", func() bool { return len(log.all()) >= 20 })
 	master := c.MasterOf(t, "{work}")
 	killed := time.Now()
@@ -283,35 +315,56 @@ func TestClusterMasterKilled(t *testing.T) {
 		t.Errorf("/status with %s down does not name it unreachable:\n%s", master.Addr, body)
 	}
 	promoted, done := c.WaitFailover(t, replicas)
-	waitLong(t, "a webhook sent after the failover to be accepted", func() bool {
-		for _, a := range log.all() {
-			if a.sent.After(done) && a.status == http.StatusOK {
-				return true
-			}
-		}
-		return false
-	})
-	for time.Since(done) < 6*time.Second {
-		time.Sleep(100 * time.Millisecond) // deploys keep flowing, to see whether refusals come back
-	}
-	stop()
-	all := log.all()
-	refused := refusals(all)
-	var last time.Time
-	for _, a := range refused {
-		if a.answered.After(last) {
-			last = a.answered
-		}
-	}
+	acceptedAfter(t, h, ids[0], "a webhook sent after the failover to be accepted")
+	traffic()
 	t.Logf("killed %s (it held {work} and the events channel); %s took over; failover done %v after the kill",
 		master.Addr, promoted.Addr, done.Sub(killed).Round(time.Millisecond))
-	t.Logf("%d delivery attempts, %d refused; the last refusal was answered %v after the failover was done",
-		len(all), len(refused), last.Sub(done).Round(time.Millisecond))
+	refusalFigures(t, log, done)
 
 	waitLong(t, "/readyz to say ready again", func() bool {
 		code, _ := get(t, h.app.URL()+"/readyz", "")
 		return code == http.StatusOK
 	})
+	waitDelivered(t, h)
+	waitConverged(t, h, ids)
+	readerFollows(t, h, r, ids[0])
+}
+
+// TestSentinelPlannedFailover runs a planned Sentinel failover (SENTINEL
+// FAILOVER) while deploys flow at about 20 a second: webhooks are accepted
+// after the switch, every event is delivered in the end and none is lost,
+// every entry converges, and an app's Reader that follows the sentinels sees
+// changes made after the switch.
+func TestSentinelPlannedFailover(t *testing.T) {
+	g := redistest.StartSentinel(t, redistest.SentinelOptions{})
+	log := &attemptLog{}
+	h := startE2E(t, g.Backend, e2eOptions{sim: failoverSim(log), ownClient: true,
+		configure: func(cfg *config.Config) { cfg.ResyncInterval = time.Hour }})
+	ids := deployed(h)
+	fo := *g.Failover
+	appClient := redis.NewFailoverClient(&fo)
+	t.Cleanup(func() { _ = appClient.Close() })
+	r := newReader(t, appClient, g.Prefix, cache.ReaderOptions{Sentinel: g.Failover})
+	if _, err := r.Get(context.Background(), ids[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	traffic := deployTraffic(t, h, ids[1:], 50*time.Millisecond)
+	waitLong(t, "deploys to flow", func() bool { return len(log.all()) >= 20 })
+	switched := g.WatchSwitch(t)
+	started := time.Now()
+	g.StartFailover(t)
+	var at time.Time
+	select {
+	case at = <-switched:
+	case <-time.After(time.Minute):
+		t.Fatal("no +switch-master within a minute of SENTINEL FAILOVER")
+	}
+	acceptedAfter(t, h, ids[0], "a webhook sent after the switch to be accepted")
+	traffic()
+	t.Logf("+switch-master %v after SENTINEL FAILOVER", at.Sub(started).Round(time.Millisecond))
+	refusalFigures(t, log, at)
+
 	waitDelivered(t, h)
 	waitConverged(t, h, ids)
 	readerFollows(t, h, r, ids[0])

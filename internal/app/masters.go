@@ -69,3 +69,35 @@ func unreachable(ms []masterState) ([]string, error) {
 	}
 	return addrs, errors.Join(errs...)
 }
+
+// masterChanged is told by the Redis client that its new connections reach
+// another server than before (see watchServer): the master changed. Redis
+// replicates asynchronously, so writes the old master acknowledged just
+// before the switch — webhooks answered 2xx, which their sender will not
+// send again — may be missing from the new one. It asks for a repair pass
+// without blocking the dial it is called from.
+func (a *App) masterChanged(from, to string) {
+	a.log().Warn("the Redis master changed; a reconcile pass will repair what the old master acknowledged but did not pass on",
+		"from", from, "to", to)
+	select {
+	case a.switched <- struct{}{}:
+	default: // one is already due
+	}
+}
+
+// repairAfterSwitches runs a reconcile pass after each change of master
+// until ctx ends. The pass compares every instance with Prismatic and queues
+// those that differ, as the periodic pass does; if another pass holds the
+// lease, that one runs instead.
+func (a *App) repairAfterSwitches(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.switched:
+		}
+		if err := a.startPass(ctx, false); err != nil {
+			a.log().Warn("reconcile after a change of Redis master not started", "err", err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -168,6 +169,45 @@ func orDefault(d, def time.Duration) time.Duration {
 func followTopology(c *redis.ClusterClient) {
 	h := reloadOnFailure{reload: func() { c.ReloadState(context.Background()) }}
 	c.OnNewNode(func(node *redis.Client) { node.AddHook(h) })
+}
+
+// watchServer calls changed, without blocking, whenever a new connection of
+// c reaches another server than the connection before it: a Sentinel
+// failover client dials the new master after a switch, and a DNS name that
+// a managed Redis moves to a promoted replica resolves to another address.
+func watchServer(c *redis.Client, changed func(from, to string)) {
+	c.AddHook(&serverWatch{changed: changed})
+}
+
+// serverWatch is the go-redis hook of watchServer.
+type serverWatch struct {
+	changed func(from, to string)
+	mu      sync.Mutex
+	last    string
+}
+
+func (w *serverWatch) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			return conn, err
+		}
+		to := conn.RemoteAddr().String()
+		w.mu.Lock()
+		from := w.last
+		w.last = to
+		w.mu.Unlock()
+		if from != "" && from != to {
+			w.changed(from, to)
+		}
+		return conn, err
+	}
+}
+
+func (w *serverWatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (w *serverWatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // reloadOnFailure is a go-redis hook that calls reload after every failure
