@@ -35,7 +35,7 @@ func TestRefusalWhenRedisStops(t *testing.T) {
 	ids := h.sim.Instances()
 	srv.Kill()
 	var took []time.Duration
-	for i := range 5 {
+	for i := range 10 {
 		start := time.Now()
 		res, err := h.sim.Deploy(ids[i%len(ids)].ID)
 		if err != nil {
