@@ -91,12 +91,12 @@ func refusals(as []attempt) []attempt {
 	return out
 }
 
-// failoverSim is the simulator of the failover suites: 150 instances, so
-// that deploys at 20 a second touch each at most once in seven seconds, and
-// a webhook sender that retries for about a minute, as Prismatic retries a
-// delivery that got no 2xx.
-func failoverSim(log *attemptLog) *prismaticsim.Options {
-	return &prismaticsim.Options{Seed: 7, Customers: 50, WebhookRetries: 8, WebhookBackoff: 250 * time.Millisecond,
+// failoverSim is the simulator of the failover suites: about three
+// instances per customer, so that deploys at 20 a second touch each at most
+// once in customers×3/20 seconds, and a webhook sender that retries for
+// about a minute, as Prismatic retries a delivery that got no 2xx.
+func failoverSim(log *attemptLog, customers int) *prismaticsim.Options {
+	return &prismaticsim.Options{Seed: 7, Customers: customers, WebhookRetries: 8, WebhookBackoff: 250 * time.Millisecond,
 		HTTPClient: &http.Client{Transport: log, Timeout: 5 * time.Second}}
 }
 
@@ -292,7 +292,8 @@ func TestClusterMasterKilled(t *testing.T) {
 		b = b.Fresh(t)
 	}
 	log := &attemptLog{}
-	h := startE2E(t, b, e2eOptions{sim: failoverSim(log), ownClient: true, configure: func(cfg *config.Config) {
+	// 240 instances: 12s of deploys, past the failover's end by about 5s.
+	h := startE2E(t, b, e2eOptions{sim: failoverSim(log, 80), ownClient: true, configure: func(cfg *config.Config) {
 		cfg.ResyncInterval, cfg.AdminToken = time.Hour, adminToken
 	}})
 	ids := deployed(h)
@@ -338,7 +339,8 @@ func TestClusterMasterKilled(t *testing.T) {
 func TestSentinelPlannedFailover(t *testing.T) {
 	g := redistest.StartSentinel(t, redistest.SentinelOptions{})
 	log := &attemptLog{}
-	h := startE2E(t, g.Backend, e2eOptions{sim: failoverSim(log), ownClient: true,
+	// 150 instances: 7.5s of deploys, past the switch by about 5s.
+	h := startE2E(t, g.Backend, e2eOptions{sim: failoverSim(log, 50), ownClient: true,
 		configure: func(cfg *config.Config) { cfg.ResyncInterval = time.Hour }})
 	ids := deployed(h)
 	fo := *g.Failover
