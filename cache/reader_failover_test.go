@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,14 @@ func mustServeFromTier(t *testing.T, r *Reader, id, want string) {
 		e2, err2 := r.Get(ctx, id)
 		return err1 == nil && err2 == nil && rtValue(e1) == want && rtValue(e2) == want && r.Stats().Hits > hits
 	})
+}
+
+func TestReaderSentinelOptionsNeedTheMaster(t *testing.T) {
+	b := redistest.Mini(t)
+	_, err := NewReader(b.Client, ReaderOptions{Sentinel: &redis.FailoverOptions{SentinelAddrs: []string{"127.0.0.1:26379"}}})
+	if err == nil || !strings.Contains(err.Error(), "MasterName") {
+		t.Fatalf("NewReader with Sentinel options lacking the master name: %v; want an error naming MasterName", err)
+	}
 }
 
 // TestReaderFollowsClusterFailover kills the Redis Cluster master that

@@ -18,11 +18,13 @@ import (
 
 // Backend is one Redis a suite runs against.
 type Backend struct {
-	// Name is "miniredis" or "redis".
+	// Name is "miniredis", "redis", "cluster" or "sentinel".
 	Name string
 	// Client talks to the backend.
 	Client redis.UniversalClient
-	// URL is a redis:// URL for a separate process or client to use.
+	// URL is a URL for a separate process or client to use, in a form
+	// prismcache's --redis-url takes (redis://, redis-cluster://,
+	// redis-sentinel://).
 	URL string
 	// Prefix is the key prefix reserved for this run; keys under it are
 	// deleted when the test ends.
