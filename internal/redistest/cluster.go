@@ -45,9 +45,7 @@ func StartCluster(t testing.TB) *RedisCluster {
 	c := &RedisCluster{}
 	addrs := make([]string, 6)
 	for i := range addrs {
-		n := startServer(t, bin, root, fmt.Sprintf("node%d", i), false,
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-port", fmt.Sprint(freePort(t)),
+		n := startServer(t, bin, root, fmt.Sprintf("node%d", i), clusterNode,
 			"--cluster-node-timeout", fmt.Sprint(ClusterNodeTimeout.Milliseconds()))
 		c.Nodes = append(c.Nodes, n)
 		addrs[i] = n.Addr

@@ -56,15 +56,15 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *SentinelGroup {
 	if opts.PartitionOldMaster {
 		masterArgs = []string{"--rename-command", "REPLICAOF", "", "--rename-command", "SLAVEOF", ""}
 	}
-	g.Master = startServer(t, bin, root, "master", false, masterArgs...)
+	g.Master = startServer(t, bin, root, "master", plainServer, masterArgs...)
 	host, port, _ := net.SplitHostPort(g.Master.Addr)
-	g.Replica = startServer(t, bin, root, "replica", false, "--replicaof", host, port)
+	g.Replica = startServer(t, bin, root, "replica", plainServer, "--replicaof", host, port)
 	ctx := context.Background()
 	waitUntil(t, "the replica to sync", func() bool {
 		return g.Replica.info(ctx, "replication", "master_link_status") == "up"
 	})
 	for i := range 3 {
-		s := startServer(t, bin, root, fmt.Sprintf("sentinel%d", i), true,
+		s := startServer(t, bin, root, fmt.Sprintf("sentinel%d", i), sentinelServer,
 			"sentinel", fmt.Sprintf("monitor %s %s %s 2", MasterName, host, port),
 			"sentinel", fmt.Sprintf("down-after-milliseconds %s 1000", MasterName),
 			"sentinel", fmt.Sprintf("failover-timeout %s 10000", MasterName))

@@ -3,6 +3,7 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,49 +52,93 @@ func needBinary(t testing.TB, name string) string {
 	return ""
 }
 
-// startServer starts redis-server on a free loopback port with args (after
+// serverKind is what startServer starts.
+type serverKind int
+
+const (
+	plainServer    serverKind = iota
+	clusterNode               // with cluster mode on and a bus port of its own
+	sentinelServer            // redis-server --sentinel, from a config file
+)
+
+// errPortTaken: the ports picked were taken by someone else before the
+// server bound them.
+var errPortTaken = errors.New("port taken")
+
+// startServer starts redis-server on free loopback ports with args (after
 // --port, --bind and --dir), in a directory of its own under root, and waits
-// until it answers PING. With sentinel set it runs as a sentinel: args are
-// then written into a config file, which Sentinel needs to record its state.
-func startServer(t testing.TB, bin, root, name string, sentinel bool, args ...string) *Server {
+// until it answers PING. A sentinel gets args written into a config file,
+// which Sentinel needs to record its state. Ports are picked free but may be
+// taken by another process before the server binds them: it then tries
+// again with others.
+func startServer(t testing.TB, bin, root, name string, kind serverKind, args ...string) *Server {
 	t.Helper()
-	dir := filepath.Join(root, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		s, err := tryStartServer(t, bin, filepath.Join(root, name), name, kind, args)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
 	}
-	port := freePort(t)
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, exited: make(chan struct{}), log: new(bytes.Buffer)}
-	base := []string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir}
-	if sentinel {
+}
+
+func tryStartServer(t testing.TB, bin, dir, name string, kind serverKind, args []string) (*Server, error) {
+	t.Helper()
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ports := freePorts(t, 2)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), Dir: dir, exited: make(chan struct{}), log: new(bytes.Buffer)}
+	switch kind {
+	case sentinelServer:
 		conf := filepath.Join(dir, "sentinel.conf")
-		lines := []string{"bind 127.0.0.1", fmt.Sprintf("port %d", port), "dir " + dir}
+		lines := []string{"bind 127.0.0.1", fmt.Sprintf("port %d", ports[0]), "dir " + dir}
 		for i := 0; i+1 < len(args); i += 2 {
 			lines = append(lines, strings.TrimPrefix(args[i], "--")+" "+args[i+1])
 		}
 		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s.cmd = exec.Command(bin, conf, "--sentinel")
-	} else {
-		s.cmd = exec.Command(bin, append(append(base, "--save", "", "--appendonly", "no"), args...)...)
+	default:
+		base := []string{"--bind", "127.0.0.1", "--port", fmt.Sprint(ports[0]), "--dir", dir, "--save", "", "--appendonly", "no"}
+		if kind == clusterNode {
+			base = append(base, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", fmt.Sprint(ports[1]))
+		}
+		s.cmd = exec.Command(bin, append(base, args...)...)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.Kill)
 	s.client = redis.NewClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, MaxRetries: -1})
-	t.Cleanup(func() { _ = s.client.Close() })
-	waitUntil(t, name+" on "+s.Addr+" to answer", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for s.client.Ping(context.Background()).Err() != nil {
 		select {
 		case <-s.exited:
-			t.Fatalf("%s on %s exited at start: %s", name, s.Addr, s.log.String())
+			_ = s.client.Close()
+			if strings.Contains(s.log.String(), "Address already in use") {
+				return nil, fmt.Errorf("%s on %s: %w", name, s.Addr, errPortTaken)
+			}
+			return nil, fmt.Errorf("%s on %s exited at start: %s", name, s.Addr, s.log.String())
 		default:
 		}
-		return s.client.Ping(context.Background()).Err() == nil
-	})
-	return s
+		if time.Now().After(deadline) {
+			s.Kill()
+			_ = s.client.Close()
+			return nil, fmt.Errorf("%s on %s did not answer within 30s: %s", name, s.Addr, s.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(s.Kill)
+	t.Cleanup(func() { _ = s.client.Close() })
+	return s, nil
 }
 
 // Client is a plain client of this one server (not a cluster client).
@@ -188,14 +233,19 @@ func (s *Server) crash(t testing.TB) {
 	s.Kill()
 }
 
-func freePort(t testing.TB) int {
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close() // held until all are picked, so none is picked twice
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // waitUntil polls cond every 10ms until it holds, failing the test after
@@ -216,7 +266,7 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // skipped (or fails when CI=true).
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
-	return startServer(t, needBinary(t, "redis-server"), t.TempDir(), "redis", false, args...)
+	return startServer(t, needBinary(t, "redis-server"), t.TempDir(), "redis", plainServer, args...)
 }
 
 // URL is a redis:// URL of the server.
