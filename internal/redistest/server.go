@@ -113,6 +113,7 @@ func tryStartServer(t testing.TB, bin, dir, name string, kind serverKind, args [
 		s.cmd = exec.Command(bin, append(base, args...)...)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	dieWithTest(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
