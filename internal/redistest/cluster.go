@@ -90,12 +90,7 @@ func (s *Server) clusterInfo(ctx context.Context, field string) string {
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(out, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return v
-		}
-	}
-	return ""
+	return infoField(out, field)
 }
 
 // node returns the server listening on addr.

@@ -182,6 +182,12 @@ func (s *Server) info(ctx context.Context, section, field string) string {
 	if err != nil {
 		return ""
 	}
+	return infoField(out, field)
+}
+
+// infoField returns the value of field in a reply of "field:value" lines
+// (INFO, CLUSTER INFO), "" when absent.
+func infoField(out, field string) string {
 	for _, line := range strings.Split(out, "\r\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return v
