@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -57,17 +56,16 @@ func checkMasters(ctx context.Context, rdb redis.UniversalClient) []masterState 
 }
 
 // unreachable returns the addresses of the masters that did not answer, and
-// an error that names them with why.
-func unreachable(ms []masterState) ([]string, error) {
-	var addrs []string
-	var errs []error
+// each with why.
+func unreachable(ms []masterState) (addrs []string, why string) {
+	var reasons []string
 	for _, m := range ms {
 		if m.State != StateOK {
 			addrs = append(addrs, m.Addr)
-			errs = append(errs, errors.New(m.Addr+": "+m.Detail))
+			reasons = append(reasons, m.Addr+": "+m.Detail)
 		}
 	}
-	return addrs, errors.Join(errs...)
+	return addrs, strings.Join(reasons, "; ")
 }
 
 // masterChanged is told by the Redis client that its new connections reach

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,13 +238,7 @@ func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		for _, cmd := range cmds {
-			if e := cmd.Err(); e != nil && topologyError(e) {
-				err = e
-				break
-			}
-		}
-		if err != nil && topologyError(err) {
+		if err != nil && topologyError(err) || slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Err() != nil && topologyError(c.Err()) }) {
 			h.reload()
 		}
 		return err

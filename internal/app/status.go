@@ -108,12 +108,12 @@ func (h *health) state(ctx context.Context, synced func(context.Context) (bool, 
 	if err == nil {
 		ms = masters(ctx)
 	}
-	down, downErr := unreachable(ms)
+	down, why := unreachable(ms)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.masters = ms
 	if len(down) > 0 {
-		h.set(&h.redis, "partial", downErr.Error())
+		h.set(&h.redis, "partial", why)
 	}
 	switch {
 	case err != nil:
