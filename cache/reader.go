@@ -103,6 +103,18 @@ type ReaderOptions struct {
 	// Logger receives one line per subscription loss, restore and bad
 	// message; nil discards them.
 	Logger *slog.Logger
+	// Sentinel, for a Reader whose client is a Sentinel failover client
+	// (redis.NewFailoverClient), is the options that client was made with
+	// (MasterName, SentinelAddrs and the sentinels' credentials are used).
+	// The Reader then listens to the sentinels: when they switch to another
+	// master it flushes its tier and subscribes again, on the new master,
+	// within about a second of the switch. Without it the subscription stays
+	// on the old master, which receives no more changes, until Redis
+	// disconnects it — seconds after the switch, or never when the old master
+	// is cut off from the sentinels but not from the app — and the tier
+	// serves what it held all that time. Nil for a single server or a
+	// Cluster.
+	Sentinel *redis.FailoverOptions
 
 	// afterRead, when set (in-package tests only), runs between a fill's
 	// Redis read and its insert into the tier.
@@ -176,6 +188,9 @@ func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 	if opts.HealthCheckInterval <= 0 {
 		opts.HealthCheckInterval = DefaultReaderHealthCheck
 	}
+	if s := opts.Sentinel; s != nil && (s.MasterName == "" || len(s.SentinelAddrs) == 0) {
+		return nil, errors.New("new reader: ReaderOptions.Sentinel needs MasterName and SentinelAddrs")
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -200,6 +215,9 @@ func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 	r.wg.Add(2)
 	go r.subscribe()
 	go r.tick()
+	if opts.Sentinel != nil {
+		r.watchSentinels(opts.Sentinel)
+	}
 	return r, nil
 }
 
@@ -283,6 +301,7 @@ func (r *Reader) load(id string) loadResult {
 	if err != nil {
 		r.endFill(id, tok, nil)
 		r.stats.redisErrors[opGet].Add(1)
+		r.reloadTopology()
 		return r.unavailable(id, err)
 	}
 	e, err := decodeEntry(id, h)
@@ -327,6 +346,7 @@ func (r *Reader) lookup(ctx context.Context, q indexQuery) ([]Entry, error) {
 	ids, err := r.rdb.SMembers(ctx, q.key(r.keys)).Result()
 	if err != nil {
 		r.stats.redisErrors[opLookup].Add(1)
+		r.reloadTopology()
 		return nil, fmt.Errorf("lookup %s: %w: %w", q, ErrUnavailable, err)
 	}
 	slices.Sort(ids)
@@ -379,6 +399,7 @@ func (r *Reader) fillMany(ctx context.Context, ids []string, missed []int, found
 			r.endFill(id, toks[j], nil)
 		}
 		r.stats.redisErrors[opLookup].Add(1)
+		r.reloadTopology()
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var bad error

@@ -15,7 +15,8 @@ type ReaderStats struct {
 	// Invalidations counts ids dropped because of an event.
 	Invalidations uint64
 	// Flushes counts whole-tier flushes: the subscription dropped, came
-	// back, or carried a message that could not be read.
+	// back, or carried a message that could not be read, or the sentinels
+	// switched masters.
 	Flushes uint64
 	// RedisErrors counts failed Redis reads and subscription failures.
 	RedisErrors uint64
@@ -54,10 +55,11 @@ const (
 	flushDisconnected flushReason = iota
 	flushReconnected
 	flushBadMessage
+	flushFailover
 	numFlushReasons
 )
 
-var flushReasonNames = [numFlushReasons]string{"disconnected", "reconnected", "bad_message"}
+var flushReasonNames = [numFlushReasons]string{"disconnected", "reconnected", "bad_message", "failover"}
 
 type redisOp int
 
@@ -114,7 +116,7 @@ func newReaderCollector(r *Reader) *readerCollector {
 		invalidations: prometheus.NewDesc("prismcache_reader_invalidations_total",
 			"Ids dropped from the in-process tier because of an event, by change.", []string{"change"}, nil),
 		flushes: prometheus.NewDesc("prismcache_reader_flushes_total",
-			"Whole-tier flushes, by reason (disconnected, reconnected, bad_message).", []string{"reason"}, nil),
+			"Whole-tier flushes, by reason (disconnected, reconnected, bad_message, failover).", []string{"reason"}, nil),
 		redisErrors: prometheus.NewDesc("prismcache_reader_redis_errors_total",
 			"Failed Redis reads and subscriptions, by operation (get, lookup, subscribe).", []string{"op"}, nil),
 		degraded: prometheus.NewDesc("prismcache_reader_degraded_total",

@@ -45,6 +45,7 @@ func (r *Reader) subscribe() {
 			r.log.Warn("prismcache reader: subscription lost; in-process tier flushed", "channel", r.keys.Events(), "err", err)
 		}
 		r.stats.redisErrors[opSubscribe].Add(1)
+		r.reloadTopology()
 		if confirmed {
 			backoff = readerMinReconnectBackoff
 		}
@@ -105,6 +106,18 @@ func (r *Reader) handle(payload string) {
 		return
 	}
 	r.invalidate(m.ID, m.Change)
+}
+
+// reloadTopology asks a Redis Cluster client to reload its slot map after a
+// failure. When a master dies, go-redis keeps dialling it for the slots it
+// served until its periodic reload, up to a minute later, although a
+// replica took over within seconds; the Reader would stay unsubscribed (and
+// its reads would fail) all that time. The reload runs in the background,
+// one at a time, so calling this on every failure is cheap.
+func (r *Reader) reloadTopology() {
+	if c, ok := r.rdb.(*redis.ClusterClient); ok {
+		c.ReloadState(r.ctx)
+	}
 }
 
 func isTimeout(err error) bool {

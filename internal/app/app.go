@@ -123,6 +123,9 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 		a.ownRedis = true
+		if c, ok := a.rdb.(*redis.Client); ok {
+			watchServer(c, a.masterChanged)
+		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

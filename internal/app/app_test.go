@@ -53,6 +53,9 @@ type e2eOptions struct {
 	// crashable: the daemon may be left unable to reach Redis (a replica
 	// "killed" by closing its client), so errors of its Close are ignored.
 	crashable bool
+	// ownClient makes the daemon open its own Redis client from the
+	// backend's URL, as prismcache serve does, instead of sharing the test's.
+	ownClient bool
 }
 
 func start(t *testing.T, b redistest.Backend) *harness { return startE2E(t, b, e2eOptions{}) }
@@ -107,6 +110,9 @@ func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOpti
 		rdb = b.Client
 	}
 	a := &app.App{Config: cfg, Redis: rdb, Listener: ln, Log: opts.log, Registry: opts.registry, OnResult: opts.onResult}
+	if opts.ownClient {
+		a.Redis, a.Config.RedisURL = nil, b.URL
+	}
 	if opts.transport != nil {
 		a.HTTPClient = &http.Client{Transport: opts.transport}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,9 @@ const (
 	StateNotSynced   = "not_synced"   // the sync marker vanished (Redis flushed); a resync runs
 	StateRepairing   = "repairing"    // events may have been lost (webhooks refused, Redis lost); a pass compares everything
 	StateRedisDown   = "redis_down"
+	// StateRedisPartial: a Redis Cluster master the daemon needs does not
+	// answer; the webhooks and fetches for its slots fail.
+	StateRedisPartial = "redis_partial"
 )
 
 // component is the state of one part, and since when.
@@ -35,6 +40,7 @@ type health struct {
 	now        func() time.Time
 	prismatic  component
 	redis      component
+	masters    []masterState // as of the last state, nil but on a Cluster
 	lastPass   *passInfo
 	everSynced bool
 	// apiNotBefore is the end of the latest wait the API asked for.
@@ -123,16 +129,28 @@ func (h *health) pass(rep refresh.Report, err error) {
 	h.lastPass = p
 }
 
-// state derives the overall state from a fresh look at Redis; owed is the
-// repair this replica owes, nil when none.
-func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error), owed *refresh.Repair) (string, string) {
+// state derives the overall state from a fresh look at Redis — the sync
+// marker, and every master the daemon needs; owed is the repair this
+// replica owes, nil when none.
+func (h *health) state(ctx context.Context, synced func(context.Context) (bool, error), masters func(context.Context) []masterState, owed *refresh.Repair) (string, string) {
 	ok, err := synced(ctx)
 	h.redisResult(err)
+	var ms []masterState
+	if err == nil {
+		ms = masters(ctx)
+	}
+	down, why := unreachable(ms)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.masters = ms
+	if len(down) > 0 {
+		h.set(&h.redis, "partial", why)
+	}
 	switch {
 	case err != nil:
 		return StateRedisDown, "Redis does not answer: " + err.Error()
+	case len(down) > 0:
+		return StateRedisPartial, "Redis masters do not answer (webhooks and fetches for their slots fail): " + strings.Join(down, ", ")
 	case !ok && h.everSynced:
 		return StateNotSynced, "the sync marker disappeared (Redis flushed or replaced); a full resync is running"
 	case !ok:
@@ -156,8 +174,11 @@ func (h *health) state(ctx context.Context, synced func(context.Context) (bool, 
 
 func repairDetail(r *refresh.Repair) string {
 	why := "webhooks were refused"
-	if r.Reason == refresh.RepairRedisLost {
+	switch r.Reason {
+	case refresh.RepairRedisLost:
 		why = "Redis stopped answering"
+	case refresh.RepairMasterChanged:
+		why = "the Redis master changed"
 	}
 	what := "a pass comparing every instance with Prismatic runs as soon as Redis answers"
 	if r.Running {
@@ -172,7 +193,7 @@ func repairDetail(r *refresh.Repair) string {
 // Anonymous callers get the state only; the reason goes to the log, once
 // per change of state, and to callers with the admin token.
 func (a *App) ready(ctx context.Context) (bool, string, string) {
-	state, detail := a.health.state(ctx, a.store.Synced, a.recon.Owed())
+	state, detail := a.health.state(ctx, a.store.Synced, a.masters, a.recon.Owed())
 	a.health.mu.Lock()
 	changed := a.health.lastReady != state
 	a.health.lastReady = state
@@ -184,6 +205,9 @@ func (a *App) ready(ctx context.Context) (bool, string, string) {
 	}
 	return state == StateOK || state == StateDegraded, state, detail
 }
+
+// masters checks every Redis master the daemon needs (see checkMasters).
+func (a *App) masters(ctx context.Context) []masterState { return checkMasters(ctx, a.rdb) }
 
 // redactURL hides a password in a URL for messages.
 func redactURL(s string) string {
@@ -210,6 +234,10 @@ type Status struct {
 	OldestStale           *oldestStale         `json:"oldestStale,omitempty"`
 	Repair                *repairStatus        `json:"repair,omitempty"`
 	Eviction              *evictionStatus      `json:"redisEviction,omitempty"`
+
+	// RedisMasters lists the Redis Cluster masters and whether each
+	// answers; empty but on a Cluster.
+	RedisMasters []masterState `json:"redisMasters,omitempty"`
 }
 
 type workStatus struct {
@@ -251,7 +279,7 @@ type oldestStale struct {
 // status builds GET /status. Instance ids appear only for admins.
 func (a *App) status(ctx context.Context, admin bool) any {
 	owed := a.recon.Owed()
-	state, detail := a.health.state(ctx, a.store.Synced, owed)
+	state, detail := a.health.state(ctx, a.store.Synced, a.masters, owed)
 	s := Status{Status: state, Detail: detail, Version: a.Version, InsecureSkipSignature: a.insecure, Components: map[string]component{}}
 	if owed != nil {
 		s.Repair = &repairStatus{Reason: owed.Reason, Since: owed.Since, Running: owed.Running}
@@ -278,6 +306,7 @@ func (a *App) status(ctx context.Context, admin bool) any {
 			s.Eviction.Detail = "Redis may evict prismcache's keys: set maxmemory-policy noeviction"
 		}
 	}
+	s.RedisMasters = slices.Clone(a.health.masters)
 	if p := a.health.lastPass; p != nil {
 		cp := *p
 		s.Reconcile = &cp
@@ -304,6 +333,9 @@ func (a *App) status(ctx context.Context, admin bool) any {
 		for name, c := range s.Components {
 			c.Detail = ""
 			s.Components[name] = c
+		}
+		for i := range s.RedisMasters {
+			s.RedisMasters[i].Detail = ""
 		}
 		if s.Reconcile != nil && s.Reconcile.Error != "" {
 			s.Reconcile.Error = "(shown with the admin token)"

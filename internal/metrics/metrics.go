@@ -109,7 +109,7 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 		}, []string{"component"}),
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_repairs_total",
-			Help: "Reconcile passes this replica ran because events may have been lost, by reason (webhooks_refused, redis_lost).",
+			Help: "Reconcile passes this replica ran because events may have been lost, by reason (webhooks_refused, redis_lost, master_changed).",
 		}, []string{"reason"}),
 		evictionUnsafe: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "prismcache_redis_eviction_unsafe",
@@ -142,7 +142,7 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 			return 0
 		}))
 	}
-	for _, r := range []string{"webhooks_refused", "redis_lost"} {
+	for _, r := range []string{"webhooks_refused", "redis_lost", "master_changed"} {
 		m.repairs.WithLabelValues(r)
 	}
 	for _, o := range []string{"accepted", "ignored", "duplicate", "rejected", "overloaded", "unavailable"} {

@@ -3,10 +3,7 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,90 +11,180 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster starts a Redis Cluster of three masters on loopback, each a
-// redis-server process of the test's own, and returns a cluster client. The
-// test is skipped, saying how to run it, when redis-server is not
-// installed.
+// ClusterNodeTimeout is the cluster-node-timeout of the clusters the tests
+// start: how long a master may be unreachable before its replica takes over.
+const ClusterNodeTimeout = 2 * time.Second
+
+// RedisCluster is a Redis Cluster of three masters, each with one replica,
+// made of redis-server processes of the test's own.
+type RedisCluster struct {
+	// Backend is the cluster as a suite sees it: Client is a cluster client
+	// of the test's own and URL a redis-cluster:// URL naming every node.
+	Backend
+	// Nodes are the six servers, masters and replicas.
+	Nodes []*Server
+}
+
+// Cluster starts a Redis Cluster of three masters and three replicas and
+// returns it as a Backend. Without redis-server the test is skipped (or
+// fails when CI=true).
 func Cluster(t testing.TB) Backend {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed; install it (Debian: apt-get install redis-server) to run the Redis Cluster tests")
+	return StartCluster(t).Backend
+}
+
+// StartCluster starts a Redis Cluster of three masters and three replicas,
+// built by redis-cli --cluster create, and waits until every node agrees it
+// is whole. Without redis-server and redis-cli the test is skipped (or fails
+// when CI=true).
+func StartCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	bin := needBinary(t, "redis-server")
+	cli := needBinary(t, "redis-cli")
+	root := t.TempDir()
+	c := &RedisCluster{}
+	addrs := make([]string, 6)
+	for i := range addrs {
+		n := startServer(t, bin, root, fmt.Sprintf("node%d", i), clusterNode,
+			"--cluster-node-timeout", fmt.Sprint(ClusterNodeTimeout.Milliseconds()))
+		c.Nodes = append(c.Nodes, n)
+		addrs[i] = n.Addr
 	}
-	dir := t.TempDir()
-	var addrs []string
-	for i := range 3 {
-		port := freePort(t)
-		nodeDir := filepath.Join(dir, fmt.Sprint(i))
-		if err := os.Mkdir(nodeDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port),
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
-			"--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no", "--dir", nodeDir)
-		cmd.Stdout, cmd.Stderr = nil, nil
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	args := append([]string{"--cluster", "create"}, addrs...)
+	out, err := exec.Command(cli, append(args, "--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	ctx := context.Background()
-	nodes := make([]*redis.Client, len(addrs))
-	for i, a := range addrs {
-		nodes[i] = redis.NewClient(&redis.Options{Addr: a})
-		defer nodes[i].Close()
-		waitUntil(t, "redis-server on "+a+" to answer", func() bool { return nodes[i].Ping(ctx).Err() == nil })
-	}
-	// Split the 16384 slots over the three nodes and introduce them.
-	bounds := []int{0, 5461, 10923, 16384}
-	for i, n := range nodes {
-		if err := n.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", bounds[i], bounds[i+1]-1).Err(); err != nil {
-			t.Fatalf("assign slots to %s: %v", addrs[i], err)
-		}
-	}
-	for _, n := range nodes[1:] {
-		host, port, _ := net.SplitHostPort(addrs[0])
-		if err := n.ClusterMeet(ctx, host, port).Err(); err != nil {
-			t.Fatalf("cluster meet: %v", err)
-		}
-	}
 	waitUntil(t, "the cluster to form", func() bool {
-		for _, n := range nodes {
-			info, err := n.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:3") {
+		masters, replicas := 0, 0
+		for _, n := range c.Nodes {
+			if n.clusterInfo(ctx, "cluster_state") != "ok" || n.clusterInfo(ctx, "cluster_known_nodes") != "6" {
+				return false
+			}
+			switch n.Role(ctx) {
+			case "master":
+				masters++
+			case "slave":
+				if n.info(ctx, "replication", "master_link_status") != "up" {
+					return false
+				}
+				replicas++
+			}
+		}
+		return masters == 3 && replicas == 3
+	})
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = client.Close() })
+	waitUntil(t, "the cluster client to see every slot", func() bool {
+		return client.Set(ctx, "{a}probe", 1, time.Second).Err() == nil && client.Set(ctx, "{b}probe", 1, time.Second).Err() == nil &&
+			client.Set(ctx, "{c}probe", 1, time.Second).Err() == nil
+	})
+	c.Backend = Backend{Name: "cluster", Client: client, URL: "redis-cluster://" + strings.Join(addrs, ","), Prefix: newPrefix(t)}
+	return c
+}
+
+// clusterInfo returns one field of CLUSTER INFO ("" when unanswered).
+func (s *Server) clusterInfo(ctx context.Context, field string) string {
+	out, err := s.client.ClusterInfo(ctx).Result()
+	if err != nil {
+		return ""
+	}
+	return infoField(out, field)
+}
+
+// node returns the server listening on addr.
+func (c *RedisCluster) node(addr string) *Server {
+	for _, n := range c.Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+// MasterOf returns the master that serves key's slot now, as a live node
+// sees it.
+func (c *RedisCluster) MasterOf(t testing.TB, key string) *Server {
+	t.Helper()
+	ctx := context.Background()
+	for _, n := range c.Nodes {
+		if !n.Alive() {
+			continue
+		}
+		slot, err := n.client.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			continue
+		}
+		slots, err := n.client.ClusterSlots(ctx).Result()
+		if err != nil {
+			continue
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				if m := c.node(s.Nodes[0].Addr); m != nil {
+					return m
+				}
+			}
+		}
+	}
+	t.Fatalf("no live node knows the master of %q", key)
+	return nil
+}
+
+// ReplicasOf returns the nodes that replicate master now.
+func (c *RedisCluster) ReplicasOf(t testing.TB, master *Server) []*Server {
+	t.Helper()
+	ctx := context.Background()
+	var out []*Server
+	for _, n := range c.Nodes {
+		if n == master || !n.Alive() || n.Role(ctx) != "slave" {
+			continue
+		}
+		host, port := n.info(ctx, "replication", "master_host"), n.info(ctx, "replication", "master_port")
+		if host+":"+port == master.Addr {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Crash kills master once its replicas hold all it acknowledged (see
+// Server.crash), and returns those replicas: one of them will take over.
+func (c *RedisCluster) Crash(t testing.TB, master *Server) []*Server {
+	t.Helper()
+	replicas := c.ReplicasOf(t, master)
+	if len(replicas) == 0 {
+		t.Fatalf("%s has no replica to take over", master.Addr)
+	}
+	master.crash(t)
+	return replicas
+}
+
+// WaitFailover waits until the cluster has recovered from the loss of a
+// master: one of replicas reports ROLE master and every live master reports
+// cluster_state:ok. It returns the promoted node and when the recovery was
+// first seen.
+func (c *RedisCluster) WaitFailover(t testing.TB, replicas []*Server) (*Server, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	var promoted *Server
+	waitUntil(t, "a replica to take over", func() bool {
+		promoted = nil
+		for _, r := range replicas {
+			if r.Alive() && r.Role(ctx) == "master" {
+				promoted = r
+			}
+		}
+		if promoted == nil {
+			return false
+		}
+		for _, n := range c.Nodes {
+			if n.Alive() && n.Role(ctx) == "master" && n.clusterInfo(ctx, "cluster_state") != "ok" {
 				return false
 			}
 		}
 		return true
 	})
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { _ = c.Close() })
-	waitUntil(t, "the cluster client to see every slot", func() bool {
-		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }) == nil &&
-			c.Set(ctx, "{a}probe", 1, time.Second).Err() == nil && c.Set(ctx, "{b}probe", 1, time.Second).Err() == nil &&
-			c.Set(ctx, "{c}probe", 1, time.Second).Err() == nil
-	})
-	return Backend{Name: "cluster", Client: c, URL: "redis-cluster://" + strings.Join(addrs, ","), Prefix: newPrefix(t)}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return promoted, time.Now()
 }

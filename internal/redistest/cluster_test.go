@@ -9,16 +9,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func TestClusterHasThreeMastersSharingTheKeys(t *testing.T) {
-	b := Cluster(t)
+// TestClusterSharesKeysAndFailsOver checks the helpers the failover suites
+// rely on: three masters share the keys, a crashed master's replica takes
+// over, and what the master had acknowledged is still there.
+func TestClusterSharesKeysAndFailsOver(t *testing.T) {
+	c := StartCluster(t)
 	ctx := context.Background()
 	for i := range 300 {
-		if err := b.Client.Set(ctx, fmt.Sprintf("%skey%d", b.Prefix, i), i, 0).Err(); err != nil {
+		if err := c.Client.Set(ctx, fmt.Sprintf("%skey%d", c.Prefix, i), i, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var masters, holding atomic.Int64
-	err := b.Client.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+	err := c.Client.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
 		masters.Add(1)
 		if n.DBSize(ctx).Val() > 0 {
 			holding.Add(1)
@@ -30,5 +33,16 @@ func TestClusterHasThreeMastersSharingTheKeys(t *testing.T) {
 	}
 	if masters.Load() != 3 || holding.Load() != 3 {
 		t.Fatalf("%d masters, %d of them holding keys; want 3 and 3", masters.Load(), holding.Load())
+	}
+
+	key := c.Prefix + "key0"
+	master := c.MasterOf(t, key)
+	replicas := c.Crash(t, master)
+	promoted, _ := c.WaitFailover(t, replicas)
+	if got := c.MasterOf(t, key); got != promoted {
+		t.Fatalf("after the failover %s serves %q, want the promoted %s", got.Addr, key, promoted.Addr)
+	}
+	if v, err := promoted.Client().Get(ctx, key).Result(); err != nil || v != "0" {
+		t.Fatalf("the promoted replica has %q, %v; want the write the master acknowledged", v, err)
 	}
 }

@@ -18,11 +18,13 @@ import (
 
 // Backend is one Redis a suite runs against.
 type Backend struct {
-	// Name is "miniredis" or "redis".
+	// Name is "miniredis", "redis", "cluster" or "sentinel".
 	Name string
 	// Client talks to the backend.
 	Client redis.UniversalClient
-	// URL is a redis:// URL for a separate process or client to use.
+	// URL is a URL for a separate process or client to use, in a form
+	// prismcache's --redis-url takes (redis://, redis-cluster://,
+	// redis-sentinel://).
 	URL string
 	// Prefix is the key prefix reserved for this run; keys under it are
 	// deleted when the test ends.
@@ -72,14 +74,19 @@ func Real(t testing.TB) Backend {
 		t.Fatalf("REDIS_URL %s does not answer: %v", url, err)
 	}
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
+		deletePrefix(c, prefix)
 		_ = c.Close()
 	})
 	return Backend{Name: "redis", Client: c, URL: url, Prefix: prefix}
+}
+
+// deletePrefix deletes every key under prefix.
+func deletePrefix(c redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
 }
 
 func newPrefix(t testing.TB) string {
@@ -92,9 +99,14 @@ func newPrefix(t testing.TB) string {
 }
 
 // Fresh returns the backend under a new key prefix of its own, for a subtest
-// that shares the server (a cluster started once, say).
+// that shares the server (a cluster started once, say). On the shared real
+// Redis its keys are deleted when the test ends, as Real's are.
 func (b Backend) Fresh(t testing.TB) Backend {
 	t.Helper()
 	b.Prefix = newPrefix(t)
+	if b.Name == "redis" {
+		c, prefix := b.Client, b.Prefix
+		t.Cleanup(func() { deletePrefix(c, prefix) })
+	}
 	return b
 }

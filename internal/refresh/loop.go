@@ -27,6 +27,9 @@ const repairMargin = time.Second
 const (
 	RepairRefused   = "webhooks_refused" // webhooks were answered 5xx
 	RepairRedisLost = "redis_lost"       // Redis stopped answering
+	// RepairMasterChanged: the Redis master changed (a Sentinel switch);
+	// writes the old one acknowledged may not have reached the new one.
+	RepairMasterChanged = "master_changed"
 )
 
 // lock is the reconcile lease: one pass at a time among all replicas.
