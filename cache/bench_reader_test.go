@@ -24,10 +24,10 @@ func readerBenchBackend(b *testing.B) redistest.Backend {
 
 // readerBenchSetup writes one entry and starts a Reader over a client of its own
 // (an app and the daemon do not share clients).
-func readerBenchSetup(b *testing.B) (redistest.Backend, *Store, *Reader) {
+func readerBenchSetup(b *testing.B) (redistest.Backend, *writer, *Reader) {
 	b.Helper()
 	be := readerBenchBackend(b)
-	s := NewStore(be.Client, StoreOptions{Prefix: be.Prefix})
+	s := newWriter(be.Client, be.Prefix)
 	rtCreate(b, s, "bench", "acme-001", "Salesforce", "15m")
 	rdb, _ := rtClient(b, be, nil)
 	r := rtReader(b, be, rdb, ReaderOptions{MaxAge: time.Hour})
@@ -134,7 +134,7 @@ func BenchmarkInvalidation(b *testing.B) {
 			next.Doc = rtDoc("bench", "acme-001", "Salesforce", values[i%2])
 
 			start := time.Now()
-			rev, err := s.Apply(ctx, "bench", st.Entry, Mutation{Kind: ChangeRefreshed, Entry: next})
+			rev, err := s.Apply(ctx, "bench", st.Entry, writeOp{Kind: ChangeRefreshed, Entry: next})
 			if err != nil {
 				b.Fatal(err)
 			}

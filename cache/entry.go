@@ -25,8 +25,10 @@ const (
 	// fresh.
 	FieldPriorStaleReason = "prior_stale_reason"
 
-	fieldUpdatedEventAt = "_updated_event_at"
-	fieldEnabledEventAt = "_enabled_event_at"
+	// FieldUpdatedEventAt and FieldEnabledEventAt are the daemon's ordering
+	// bookkeeping (docs/ordering.md): apps ignore them.
+	FieldUpdatedEventAt = "_updated_event_at"
+	FieldEnabledEventAt = "_enabled_event_at"
 )
 
 // Reasons an entry is stale, in its stale_reason field.
@@ -159,7 +161,7 @@ func ParseEntry(h map[string]string) (Entry, error) {
 		dst   *time.Time
 	}{
 		{FieldStaleSince, &e.StaleSince}, {FieldFetchedAt, &e.FetchedAt},
-		{fieldUpdatedEventAt, &e.UpdatedEventAt}, {fieldEnabledEventAt, &e.EnabledEventAt},
+		{FieldUpdatedEventAt, &e.UpdatedEventAt}, {FieldEnabledEventAt, &e.EnabledEventAt},
 	}
 	for _, f := range times {
 		if s := h[f.field]; s != "" {
@@ -169,68 +171,4 @@ func ParseEntry(h map[string]string) (Entry, error) {
 		}
 	}
 	return e, nil
-}
-
-// Fields encodes the entry as the fields of its hash, the inverse of
-// ParseEntry, except rev, which only the store's write script sets. Fields
-// that hold their zero value are returned in the second result, to be
-// deleted, so that a write never leaves an old value behind.
-func (e Entry) Fields() (set map[string]string, del []string, err error) {
-	return e.fields(true)
-}
-
-// fields is Fields; without withDoc it leaves the doc field (and the
-// fields derived from the doc) out, for a write that keeps the document.
-func (e Entry) fields(withDoc bool) (set map[string]string, del []string, err error) {
-	set = make(map[string]string, 12)
-	put := func(field, value string) {
-		if value == "" {
-			del = append(del, field)
-			return
-		}
-		set[field] = value
-	}
-	switch {
-	case !withDoc:
-	case e.Doc != nil:
-		b, err := json.Marshal(e.Doc)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode doc %s: %w", e.Doc.ID, err)
-		}
-		put(FieldDoc, string(b))
-	default:
-		put(FieldDoc, "")
-	}
-	set[FieldStale] = boolField(e.Stale)
-	set[FieldEnabled] = boolField(e.Enabled)
-	put(FieldStaleSince, timeField(e.StaleSince))
-	put(FieldStaleReason, e.StaleReason)
-	put(FieldLastError, e.LastError)
-	put(FieldPriorStaleReason, e.PriorStaleReason)
-	set[FieldDeployedVersion] = strconv.Itoa(e.DeployedVersion)
-	switch {
-	case !withDoc:
-	case e.Doc != nil && e.Doc.LastDeployedAt != nil:
-		put(FieldLastDeployedAt, timeField(*e.Doc.LastDeployedAt))
-	default:
-		put(FieldLastDeployedAt, "")
-	}
-	put(FieldFetchedAt, timeField(e.FetchedAt))
-	put(fieldUpdatedEventAt, timeField(e.UpdatedEventAt))
-	put(fieldEnabledEventAt, timeField(e.EnabledEventAt))
-	return set, del, nil
-}
-
-func boolField(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-func timeField(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }

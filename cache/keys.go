@@ -46,45 +46,6 @@ func (k Keys) ConfigVariable(id string) string { return k.prefix + "configvar:{"
 func (k Keys) Events() string { return k.prefix + "events" }
 
 // SyncMarker is a hash whose field "at" is written after a complete sync.
-// Its absence tells the daemon that Redis was flushed or replaced and must be
-// repopulated; a pass in progress keeps its token in the field "pass".
+// Its absence tells that Redis was flushed or replaced and is being
+// repopulated.
 func (k Keys) SyncMarker() string { return k.prefix + "synced" }
-
-// ReconcileLease is held by the one replica whose reconciler is running.
-func (k Keys) ReconcileLease() string { return k.prefix + "reconcile:lease" }
-
-// InstanceDedup records a webhook body about one instance that was already
-// applied. It shares the instance's hash tag, so the write script sets it in
-// the same step as the effect.
-func (k Keys) InstanceDedup(id, sum string) string { return k.prefix + "dedup:{" + id + "}:" + sum }
-
-// WorkDedup records a webhook body whose only effect was to queue work. It
-// shares the work set's hash tag, so the queuing script sets it in the same
-// step.
-func (k Keys) WorkDedup(sum string) string { return k.prefix + "{work}:dedup:" + sum }
-
-// WorkDue, WorkLeases, WorkOwners, WorkDirty and WorkAttempts are the durable
-// work set; they share one hash tag so that its scripts stay in one slot.
-func (k Keys) WorkDue() string { return k.prefix + "{work}:due" }
-
-// WorkLeases is a sorted set of claimed ids scored by lease expiry (ms).
-func (k Keys) WorkLeases() string { return k.prefix + "{work}:leases" }
-
-// WorkOwners maps a claimed id to the token of the claim that holds it.
-func (k Keys) WorkOwners() string { return k.prefix + "{work}:owners" }
-
-// WorkDirty is the set of claimed ids marked again while claimed.
-func (k Keys) WorkDirty() string { return k.prefix + "{work}:dirty" }
-
-// WorkAttempts counts failed attempts per id since its last success.
-func (k Keys) WorkAttempts() string { return k.prefix + "{work}:attempts" }
-
-// WorkAsked holds, for queued jobs, when they were last asked for.
-func (k Keys) WorkAsked() string { return k.prefix + "{work}:asked" }
-
-// WorkWake is the channel on which new due work is announced to all replicas.
-func (k Keys) WorkWake() string { return k.prefix + "{work}:wake" }
-
-// WorkResults is the channel on which workers announce the outcome of each
-// run, for callers that wait on a refresh.
-func (k Keys) WorkResults() string { return k.prefix + "{work}:results" }

@@ -14,11 +14,20 @@ import (
 // with errors.Is.
 var ErrNotFound = errors.New("no such instance cached")
 
-// Get reads the entry of instance id straight from Redis. It returns an error
-// wrapping ErrNotFound when the instance has no entry (a hash without a doc
-// field counts as none).
-func (s *Store) Get(ctx context.Context, id string) (Entry, error) {
-	h, err := s.rdb.HGetAll(ctx, s.keys.Instance(id)).Result()
+// Direct reads the contract straight from Redis, with no in-process tier
+// and no subscription: one round trip per call, for tools and one-off
+// reads. Apps that read often want a Reader. Fill both fields; a Direct is
+// a value and safe for concurrent use.
+type Direct struct {
+	Client redis.UniversalClient
+	Keys   Keys
+}
+
+// Get reads the entry of instance id. It returns an error wrapping
+// ErrNotFound when the instance has no entry (a hash without a doc field
+// counts as none).
+func (d Direct) Get(ctx context.Context, id string) (Entry, error) {
+	h, err := d.Client.HGetAll(ctx, d.Keys.Instance(id)).Result()
 	if err != nil {
 		return Entry{}, fmt.Errorf("get %s: %w", id, err)
 	}
@@ -29,14 +38,14 @@ func (s *Store) Get(ctx context.Context, id string) (Entry, error) {
 // this external id, ordered by instance id. Index rows whose entry is missing
 // or belongs to another customer are skipped (see docs/redis.md: index rows
 // are written after entries).
-func (s *Store) ByCustomer(ctx context.Context, externalID string) ([]Entry, error) {
-	return lookupIndex(ctx, s.rdb, s.keys, customerQuery(externalID))
+func (d Direct) ByCustomer(ctx context.Context, externalID string) ([]Entry, error) {
+	return lookupIndex(ctx, d.Client, d.Keys, customerQuery(externalID))
 }
 
 // Find is ByCustomer restricted to the instances of one integration (by
 // integration name).
-func (s *Store) Find(ctx context.Context, externalID, integrationName string) ([]Entry, error) {
-	return lookupIndex(ctx, s.rdb, s.keys, integrationQuery(externalID, integrationName))
+func (d Direct) Find(ctx context.Context, externalID, integrationName string) ([]Entry, error) {
+	return lookupIndex(ctx, d.Client, d.Keys, integrationQuery(externalID, integrationName))
 }
 
 // indexQuery is one lookup through the customer index: the set to read and

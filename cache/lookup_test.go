@@ -20,7 +20,7 @@ func rtIDs(es []Entry) []string {
 func TestLookupsSkipStaleIndexRows(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+		s := newWriter(b.Client, b.Prefix)
 		k := s.Keys()
 		rtCreate(t, s, "inst-a", "acme-001", "Salesforce", "15m")
 		rtCreate(t, s, "inst-b", "acme-001", "Slack", "1h")
@@ -49,7 +49,7 @@ func TestLookupsSkipStaleIndexRows(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			l    lookups
-		}{{"store", s}, {"reader", r}, {"reader from its tier", r}} {
+		}{{"direct", Direct{Client: b.Client, Keys: s.Keys()}}, {"reader", r}, {"reader from its tier", r}} {
 			t.Run(tc.name, func(t *testing.T) {
 				hits := r.Stats().Hits
 				got, err := tc.l.ByCustomer(ctx, "acme-001")

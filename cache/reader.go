@@ -11,7 +11,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 )
@@ -96,10 +95,6 @@ type ReaderOptions struct {
 	// subscription dropped or came back). It runs on the subscription's
 	// goroutine: it must return quickly and must not call Close.
 	OnInvalidate func(id string)
-	// Registerer receives the Reader's prismcache_reader_* metrics; nil
-	// means no metrics. Give each Reader of a process its own registerer
-	// (e.g. prometheus.WrapRegistererWith) or the second registration fails.
-	Registerer prometheus.Registerer
 	// Logger receives one line per subscription loss, restore and bad
 	// message; nil discards them.
 	Logger *slog.Logger
@@ -160,7 +155,6 @@ type Reader struct {
 
 	flights singleflight.Group
 	stats   readerCounters
-	metrics prometheus.Collector
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -171,7 +165,8 @@ type Reader struct {
 
 // NewReader returns a Reader over rdb and starts its subscription to the
 // events channel in the background. Until the subscription is confirmed
-// every Get reads Redis. It fails only if the metrics cannot be registered.
+// every Get reads Redis. It fails only on options it cannot use. Its
+// counters are in Stats; the cacheprom package exports them to Prometheus.
 func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -204,13 +199,6 @@ func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 		return nil, fmt.Errorf("new reader: %w", err)
 	}
 	r.tier = tier
-	if opts.Registerer != nil {
-		c := newReaderCollector(r)
-		if err := opts.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("new reader: register metrics: %w", err)
-		}
-		r.metrics = c
-	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(2)
 	go r.subscribe()
@@ -221,8 +209,7 @@ func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 	return r, nil
 }
 
-// Close stops the subscription, empties the tier and unregisters the
-// metrics. Calls after Close fail with ErrReaderClosed. Close waits for the
+// Close stops the subscription and empties the tier. Calls after Close fail with ErrReaderClosed. Close waits for the
 // Reader's goroutines and is safe to call more than once.
 func (r *Reader) Close() error {
 	r.cancel()
@@ -239,12 +226,7 @@ func (r *Reader) Close() error {
 	r.wg.Wait()
 	r.mu.Lock()
 	r.tier.Purge()
-	m := r.metrics
-	r.metrics = nil
 	r.mu.Unlock()
-	if m != nil {
-		r.opts.Registerer.Unregister(m)
-	}
 	return nil
 }
 

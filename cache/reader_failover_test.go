@@ -59,7 +59,7 @@ func TestReaderFollowsClusterFailover(t *testing.T) {
 	}
 	defer r.Close()
 	waitFailover(t, "the reader to subscribe", func() bool { return r.Stats().Subscribed })
-	s := NewStore(c.Client, StoreOptions{Prefix: c.Prefix})
+	s := newWriter(c.Client, c.Prefix)
 	id := "SW5zdGFuY2U6ZmFpbG92ZXI="
 	rtCreate(t, s, id, "acme", "Sync", "15")
 	mustServeFromTier(t, r, id, "15")
@@ -80,7 +80,7 @@ func TestReaderFollowsClusterFailover(t *testing.T) {
 	}
 	w := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer w.Close()
-	ws := NewStore(w, StoreOptions{Prefix: c.Prefix})
+	ws := newWriter(w, c.Prefix)
 	mustServeFromTier(t, r, id, "15")
 	rtSetValue(t, ws, id, "30")
 	waitFailover(t, "the reader to see the change written after the failover", func() bool {
@@ -107,7 +107,7 @@ func TestReaderFollowsSentinelSwitch(t *testing.T) {
 	}
 	defer r.Close()
 	waitFailover(t, "the reader to subscribe", func() bool { return r.Stats().Subscribed })
-	s := NewStore(g.Client, StoreOptions{Prefix: g.Prefix})
+	s := newWriter(g.Client, g.Prefix)
 	id := "SW5zdGFuY2U6ZmFpbG92ZXI="
 	rtCreate(t, s, id, "acme", "Sync", "15")
 	mustServeFromTier(t, r, id, "15")
@@ -122,7 +122,7 @@ func TestReaderFollowsSentinelSwitch(t *testing.T) {
 	}
 	// Write to the new master only: a write that reached the old one would
 	// publish there and tell the Reader on its own.
-	onNew := NewStore(g.Replica.Client(), StoreOptions{Prefix: g.Prefix})
+	onNew := newWriter(g.Replica.Client(), g.Prefix)
 	rtSetValue(t, onNew, id, "30")
 	written := time.Now()
 	if g.Master.Role(ctx) != "master" {

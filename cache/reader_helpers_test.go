@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/internal/redistest"
 )
 
 // rtDoc is a document for instance id of customer ext and integration,
@@ -30,7 +31,7 @@ func rtDoc(id, ext, integration, value string) *Doc {
 // rtPut writes the entry of id through the store, as the daemon does, from
 // whatever is there now; mutate edits the entry to write. It returns the new
 // rev.
-func rtPut(t testing.TB, s *Store, id string, kind Change, mutate func(e *Entry)) int64 {
+func rtPut(t testing.TB, s *writer, id string, kind Change, mutate func(e *Entry)) int64 {
 	t.Helper()
 	ctx := context.Background()
 	st, err := s.Load(ctx, id)
@@ -39,7 +40,7 @@ func rtPut(t testing.TB, s *Store, id string, kind Change, mutate func(e *Entry)
 	}
 	next := st.Entry
 	mutate(&next)
-	rev, err := s.Apply(ctx, id, st.Entry, Mutation{Kind: kind, Entry: next})
+	rev, err := s.Apply(ctx, id, st.Entry, writeOp{Kind: kind, Entry: next})
 	if err != nil {
 		t.Fatalf("apply %s: %v", id, err)
 	}
@@ -47,7 +48,7 @@ func rtPut(t testing.TB, s *Store, id string, kind Change, mutate func(e *Entry)
 }
 
 // rtCreate writes a fresh entry for id.
-func rtCreate(t testing.TB, s *Store, id, ext, integration, value string) int64 {
+func rtCreate(t testing.TB, s *writer, id, ext, integration, value string) int64 {
 	t.Helper()
 	return rtPut(t, s, id, ChangeRefreshed, func(e *Entry) {
 		*e = Entry{Doc: rtDoc(id, ext, integration, value), Enabled: true, DeployedVersion: 3, FetchedAt: time.Now().UTC()}
@@ -55,21 +56,21 @@ func rtCreate(t testing.TB, s *Store, id, ext, integration, value string) int64 
 }
 
 // rtSetValue writes a new syncFrequency value for id through the store.
-func rtSetValue(t testing.TB, s *Store, id, value string) int64 {
+func rtSetValue(t testing.TB, s *writer, id, value string) int64 {
 	t.Helper()
 	return rtPut(t, s, id, ChangeRefreshed, func(e *Entry) {
 		e.Doc.Config["syncFrequency"] = ConfigValue{Value: &value, Type: "STRING"}
 	})
 }
 
-func rtDelete(t testing.TB, s *Store, id string) {
+func rtDelete(t testing.TB, s *writer, id string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := s.Load(ctx, id)
 	if err != nil {
 		t.Fatalf("load %s: %v", id, err)
 	}
-	if _, err := s.Apply(ctx, id, st.Entry, Mutation{Kind: ChangeDeleted, Delete: true}); err != nil {
+	if _, err := s.Apply(ctx, id, st.Entry, writeOp{Kind: ChangeDeleted, Delete: true}); err != nil {
 		t.Fatalf("delete %s: %v", id, err)
 	}
 }

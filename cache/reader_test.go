@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/prismcache/prismcache/internal/redistest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestReaderServesHitsAndInvalidatesOnEveryChange(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
-		s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+		s := newWriter(b.Client, b.Prefix)
 		r := rtReader(t, b, b.Client, ReaderOptions{MaxAge: time.Hour})
 		ctx := context.Background()
 
@@ -123,7 +122,7 @@ func rtKillPubSub(t *testing.T, b redistest.Backend, name string) {
 func TestReaderFlushesWhenSubscriptionDrops(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+		s := newWriter(b.Client, b.Prefix)
 		rdb, name := rtClient(t, b, nil)
 		var flushed atomic.Int32
 		r := rtReader(t, b, rdb, ReaderOptions{MaxAge: time.Hour, OnInvalidate: func(id string) {
@@ -173,7 +172,7 @@ func TestReaderNeverCachesAFillOvertakenByAnInvalidation(t *testing.T) {
 		for _, overtake := range []string{"event", "flush"} {
 			t.Run(overtake, func(t *testing.T) {
 				ctx := context.Background()
-				s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+				s := newWriter(b.Client, b.Prefix)
 				id := "race-" + overtake
 				read := make(chan struct{})
 				release := make(chan struct{})
@@ -244,7 +243,7 @@ func TestReaderNeverCachesAFillOvertakenByAnInvalidation(t *testing.T) {
 func TestReaderRemembersNotFoundBriefly(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+		s := newWriter(b.Client, b.Prefix)
 		var now atomic.Int64
 		r := rtReader(t, b, b.Client, ReaderOptions{NegativeTTL: time.Second, MaxAge: time.Hour,
 			clock: func() time.Duration { return time.Duration(now.Load()) }})
@@ -296,7 +295,7 @@ func TestReaderWhenRedisIsDown(t *testing.T) {
 		for _, policy := range []RedisDownPolicy{FailWhenDown, ServeLastKnown} {
 			t.Run(policy.String(), func(t *testing.T) {
 				ctx := context.Background()
-				s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+				s := newWriter(b.Client, b.Prefix)
 				id := "down-" + policy.String()
 				rtCreate(t, s, id, "acme-001", "Salesforce", "15m")
 				var sw rtNet
@@ -345,7 +344,7 @@ func TestReaderWhenRedisIsDown(t *testing.T) {
 
 func TestReaderSharesOneReadAmongConcurrentMisses(t *testing.T) {
 	b := redistest.Mini(t)
-	s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+	s := newWriter(b.Client, b.Prefix)
 	rtCreate(t, s, "inst1", "acme-001", "Salesforce", "15m")
 	var reads atomic.Int32
 	release := make(chan struct{})
@@ -373,49 +372,26 @@ func TestReaderSharesOneReadAmongConcurrentMisses(t *testing.T) {
 	}
 }
 
-func TestReaderMetricsAndClose(t *testing.T) {
+func TestReaderStatsAndClose(t *testing.T) {
 	b := redistest.Mini(t)
-	s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+	s := newWriter(b.Client, b.Prefix)
 	rtCreate(t, s, "inst1", "acme-001", "Salesforce", "15m")
-	reg := prometheus.NewRegistry()
-	r := rtReader(t, b, b.Client, ReaderOptions{Registerer: reg})
+	r := rtReader(t, b, b.Client, ReaderOptions{})
 	rtMustGet(t, r, "inst1")
 	rtMustGet(t, r, "inst1")
-	if _, err := NewReader(b.Client, ReaderOptions{Prefix: b.Prefix, Registerer: reg}); err == nil {
-		t.Fatal("a second reader registered the same metrics")
+	st := r.Stats()
+	if st.Hits != 1 || st.NegativeHits != 0 || st.Misses != 1 || !st.Subscribed || st.Degraded != 0 {
+		t.Fatalf("stats %+v: want one hit, one miss, subscribed", st)
 	}
-
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			name := f.GetName()
-			for _, l := range m.GetLabel() {
-				name += "," + l.GetName() + "=" + l.GetValue()
-			}
-			if c := m.GetCounter(); c != nil {
-				got[name] = c.GetValue()
-			} else {
-				got[name] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	for name, want := range map[string]float64{
-		"prismcache_reader_hits_total,result=entry":              1,
-		"prismcache_reader_hits_total,result=not_found":          0,
-		"prismcache_reader_misses_total":                         1,
-		"prismcache_reader_invalidations_total,change=refreshed": 0,
-		"prismcache_reader_flushes_total,reason=disconnected":    0,
-		"prismcache_reader_redis_errors_total,op=get":            0,
-		"prismcache_reader_degraded_total":                       0,
-		"prismcache_reader_subscribed":                           1,
+	for name, m := range map[string]map[string]uint64{
+		"invalidations": st.InvalidationsByChange, "flushes": st.FlushesByReason, "redis errors": st.RedisErrorsByOp,
 	} {
-		if v, ok := got[name]; !ok || v != want {
-			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		if len(m) == 0 {
+			t.Errorf("%s: no breakdown", name)
 		}
+	}
+	if _, ok := st.FlushesByReason["disconnected"]; !ok {
+		t.Errorf("flushes by reason %v: no disconnected", st.FlushesByReason)
 	}
 
 	if err := r.Close(); err != nil {
@@ -427,17 +403,11 @@ func TestReaderMetricsAndClose(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	// Close unregistered the metrics.
-	r2, err := NewReader(b.Client, ReaderOptions{Prefix: b.Prefix, Registerer: reg})
-	if err != nil {
-		t.Fatalf("a new reader after close: %v", err)
-	}
-	_ = r2.Close()
 }
 
 func TestReaderEvictsLeastRecentlyUsed(t *testing.T) {
 	b := redistest.Mini(t)
-	s := NewStore(b.Client, StoreOptions{Prefix: b.Prefix})
+	s := newWriter(b.Client, b.Prefix)
 	for _, id := range []string{"a", "b", "c"} {
 		rtCreate(t, s, id, "acme-001", "Salesforce", "15m")
 	}

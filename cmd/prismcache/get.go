@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,7 +39,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer rdb.Close()
-	st, err := cache.NewStore(rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix}).Load(ctx, id)
+	st, err := store.New(rdb, store.Options{Prefix: cfg.RedisPrefix}).Load(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(st.Entry.View())
+	return enc.Encode(store.View(st.Entry))
 }
 
 // stringFlag is a flag.Value writing into a string.

@@ -12,12 +12,12 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,12 +42,12 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer rdb.Close()
-	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
-	shards, _, err := refresh.RecordedShards(ctx, rdb, store.Keys(), cfg.WorkShards)
+	db := store.New(rdb, store.Options{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
+	shards, _, err := refresh.RecordedShards(ctx, rdb, db.Keys(), cfg.WorkShards)
 	if err != nil {
 		return err
 	}
-	work := refresh.NewWorkSet(rdb, store.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
+	work := refresh.NewWorkSet(rdb, db.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
 	api, err := graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout,
@@ -57,7 +57,7 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	p := newProgress(stderr)
-	recon := &refresh.Reconciler{API: api, Store: store, Work: work, Force: all,
+	recon := &refresh.Reconciler{API: api, Store: db, Work: work, Force: all,
 		Progress: func(r refresh.Report) {
 			p.show("listed %d of %d instances (%d pages), queued %d", r.Listed, r.Total, r.Pages, r.Queued)
 		}}
@@ -75,10 +75,10 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	var fetched, failed atomic.Int64
-	pool := refresh.NewPool(work, store, api, refresh.PoolOptions{
+	pool := refresh.NewPool(work, db, api, refresh.PoolOptions{
 		Workers: cfg.Workers, FailedAfter: cfg.MaxAttempts,
 		Retry:    retry.Policy{Base: refresh.DefaultRetryBase, Cap: cfg.RetryMax},
-		Resolver: refresh.IndexResolver{Store: store, API: api},
+		Resolver: refresh.IndexResolver{Store: db, API: api},
 		OnResult: func(r refresh.Result) {
 			if r.Error != "" {
 				failed.Add(1)

@@ -14,6 +14,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 const adminToken = "e2e-admin-token-0123456789"
@@ -157,7 +158,7 @@ func TestAdminGetInstance(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("GET instance: %d %v", status, out)
 		}
-		var v cache.EntryView
+		var v store.EntryView
 		decodeAs(t, out, &v)
 		want := mustCached(t, h, id)
 		if v.ID != id || v.Doc == nil || v.Doc.ID != id || v.Rev != want.Rev || v.Stale || !v.Enabled ||
@@ -210,7 +211,7 @@ func TestAdminCustomerInstances(t *testing.T) {
 		h := startE2E(t, b, e2eOptions{configure: withAdmin})
 		type answer struct {
 			CustomerExternalID string            `json:"customerExternalId"`
-			Instances          []cache.EntryView `json:"instances"`
+			Instances          []store.EntryView `json:"instances"`
 		}
 		ids := func(a answer) []string {
 			var out []string
@@ -319,7 +320,7 @@ func TestAdminRefresh(t *testing.T) {
 				Change cache.Change `json:"change"`
 				Rev    int64        `json:"rev"`
 			} `json:"result"`
-			Entry *cache.EntryView `json:"entry"`
+			Entry *store.EntryView `json:"entry"`
 		}
 		decodeAs(t, out, &ans)
 		truth, err := h.sim.Deployed(id)

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/metrics"
@@ -23,6 +22,7 @@ import (
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -50,7 +50,7 @@ type App struct {
 
 	rdb      redis.UniversalClient
 	ownRedis bool
-	store    *cache.Store
+	store    *store.Store
 	work     *refresh.WorkSet
 	api      *graphql.Client
 	pool     *refresh.Pool
@@ -137,7 +137,7 @@ func (a *App) Start(ctx context.Context) error {
 		b := redisbatch.Install(a.rdb)
 		registerBatchMetrics(a.Registry, b)
 	}
-	a.store = cache.NewStore(a.rdb, cache.StoreOptions{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
+	a.store = store.New(a.rdb, store.Options{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
 	shards, changed, err := refresh.RecordedShards(pingCtx, a.rdb, a.store.Keys(), cfg.WorkShards)
 	if err != nil {
 		a.closeRedis()
@@ -361,7 +361,7 @@ func (a *App) URL() string { return "http://" + a.Addr() }
 func (a *App) WorkStats(ctx context.Context) (refresh.Stats, error) { return a.work.Stats(ctx) }
 
 // Store returns the daemon's store.
-func (a *App) Store() *cache.Store { return a.store }
+func (a *App) Store() *store.Store { return a.store }
 
 // Close shuts down in order: stop taking webhooks, let fetches in flight
 // finish until ctx ends (then hand their ids back), stop the rest.

@@ -22,6 +22,7 @@ import (
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -31,7 +32,7 @@ const secret = "e2e-secret"
 type harness struct {
 	sim   *prismaticsim.Sim
 	app   *app.App
-	store *cache.Store
+	store *store.Store
 	b     redistest.Backend
 }
 

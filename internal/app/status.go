@@ -310,9 +310,6 @@ func (a *App) status(ctx context.Context, admin bool) any {
 	if p := a.health.lastPass; p != nil {
 		cp := *p
 		s.Reconcile = &cp
-		if !admin {
-			s.Reconcile.Report.OldestStaleID = ""
-		}
 	}
 	a.health.mu.Unlock()
 	if c, err := a.census.Read(ctx); err == nil && c != nil {

@@ -8,10 +8,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -69,13 +69,13 @@ func TestFloorRecordsBeforeAnswering(t *testing.T) {
 // dedup short-circuiting a benchmark.
 func TestHarnessCountsTheDaemonsDuplicates(t *testing.T) {
 	b := redistest.Mini(t)
-	store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+	db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 	actions, err := webhook.NewActions(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &server.Intake{Verifier: webhook.NewVerifier("s3cret"), Actions: actions, Store: store,
-		Work: refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})}
+	in := &server.Intake{Verifier: webhook.NewVerifier("s3cret"), Actions: actions, Store: db,
+		Work: refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})}
 	sg := &Signer{Secret: []byte("s3cret")}
 	body := sg.InstanceEvent(webhook.InstanceDeployed, "SW5zdGFuY2U6MQ==", "Acme")
 	for i, want := range []bool{false, true} {

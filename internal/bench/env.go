@@ -13,6 +13,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Env is what every scenario shares: the work directory, the daemon's
@@ -57,7 +58,7 @@ func pick[T any](e *Env, full, quick T) T {
 }
 
 // Keys are the daemon's key names.
-func (e *Env) Keys() cache.Keys { return cache.NewKeys(benchPrefix) }
+func (e *Env) Keys() store.Keys { return store.NewKeys(benchPrefix) }
 
 // Flush empties the harness's Redis.
 func (e *Env) Flush(ctx context.Context) error { return e.Redis.Client.FlushAll(ctx).Err() }

@@ -17,6 +17,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -51,13 +52,13 @@ func BenchmarkIntake(b *testing.B) {
 	defer rdb.Close()
 	rdb.AddHook(rt)
 	ctx := context.Background()
-	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: be.Prefix})
-	work := refresh.NewWorkSet(rdb, store.Keys(), refresh.WorkSetOptions{})
+	db := store.New(rdb, store.Options{Prefix: be.Prefix})
+	work := refresh.NewWorkSet(rdb, db.Keys(), refresh.WorkSetOptions{})
 	actions, err := webhook.NewActions(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := &server.Intake{Verifier: webhook.NewVerifier("s3cret"), Actions: actions, Store: store, Work: work}
+	in := &server.Intake{Verifier: webhook.NewVerifier("s3cret"), Actions: actions, Store: db, Work: work}
 	ids := make([]string, 100)
 	deployed := time.Now().Add(-time.Hour).UTC()
 	for i := range ids {
@@ -71,7 +72,7 @@ func BenchmarkIntake(b *testing.B) {
 				"salesforceConnection": {ID: fmt.Sprintf("SUNWOmNvbm46%04d", i), Type: cache.TypeConnection, Status: "ACTIVE"},
 			}}
 		e := cache.Entry{Doc: doc, Enabled: true, DeployedVersion: 1, FetchedAt: deployed}
-		if _, err := store.Apply(ctx, ids[i], cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+		if _, err := db.Apply(ctx, ids[i], cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Scale of the run; CHAOS_OPS overrides the number of changes, which are
@@ -216,7 +217,7 @@ func instanceIDs(sim *prismaticsim.Sim) []string {
 func waitConverged(t *testing.T, sim *prismaticsim.Sim, rdb *redis.Client, limit time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: prefix})
+	db := store.New(rdb, store.Options{Prefix: prefix})
 	deadline := time.Now().Add(limit)
 	var last string
 	for {
@@ -226,7 +227,7 @@ func waitConverged(t *testing.T, sim *prismaticsim.Sim, rdb *redis.Client, limit
 			if err != nil {
 				continue
 			}
-			st, err := store.Load(ctx, id)
+			st, err := db.Load(ctx, id)
 			if err != nil || st.Entry.Doc == nil {
 				last = fmt.Sprintf("%s not cached (%v)", id, err)
 				break

@@ -16,8 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // TestOutages measures how long the cache takes to be right again after
@@ -173,7 +173,7 @@ func deployChange(t *testing.T, sim *prismaticsim.Sim, id string, report func(st
 func waitMatch(t *testing.T, sim *prismaticsim.Sim, rdb *redis.Client, ids []string, limit time.Duration) time.Duration {
 	t.Helper()
 	ctx := context.Background()
-	store := cache.NewStore(rdb, cache.StoreOptions{Prefix: prefix})
+	db := store.New(rdb, store.Options{Prefix: prefix})
 	start := time.Now()
 	for {
 		last := ""
@@ -186,7 +186,7 @@ func waitMatch(t *testing.T, sim *prismaticsim.Sim, rdb *redis.Client, ids []str
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := store.Load(ctx, id)
+			st, err := db.Load(ctx, id)
 			if err != nil || st.Entry.Doc == nil {
 				last = fmt.Sprintf("%s not cached (%v)", id, err)
 				break

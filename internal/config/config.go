@@ -11,6 +11,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -84,7 +85,7 @@ func Default() Config {
 		Workers:           refresh.DefaultWorkers,
 		MaxAttempts:       refresh.DefaultFailedAfter,
 		RetryMax:          refresh.DefaultRetryMax,
-		TombstoneTTL:      cache.DefaultTombstoneTTL,
+		TombstoneTTL:      store.DefaultTombstoneTTL,
 		ResyncInterval:    refresh.DefaultResyncInterval,
 		WorkLease:         refresh.DefaultLease,
 		WorkShards:        refresh.DefaultShards,

@@ -2,18 +2,13 @@ package refresh
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/prismcache/prismcache/cache"
-	"github.com/prismcache/prismcache/internal/lease"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Defaults of Census.
@@ -49,7 +44,7 @@ type Counts struct {
 // reconcile pass found before the entries were fetched. Fill its fields,
 // then Run; it is safe for concurrent use.
 type Census struct {
-	Store *cache.Store
+	Store *store.Store
 	Log   *slog.Logger
 	// Every is how often a census runs; DefaultCensusEvery if zero.
 	Every time.Duration
@@ -74,9 +69,6 @@ func (c *Census) Poke() {
 	}
 }
 
-func (c *Census) key() string     { return c.Store.Keys().Prefix() + "census" }
-func (c *Census) lockKey() string { return c.Store.Keys().Prefix() + "census:lease" }
-
 // Run takes a census every Every, when no other replica is taking one,
 // until ctx ends.
 func (c *Census) Run(ctx context.Context) {
@@ -84,7 +76,7 @@ func (c *Census) Run(ctx context.Context) {
 	if every <= 0 {
 		every = DefaultCensusEvery
 	}
-	lock := lease.NewLock(c.Store.Client(), c.lockKey(), 30*time.Second)
+	lock := c.Store.Lock(c.Store.Keys().CensusLease(), 30*time.Second)
 	poked := false
 	for {
 		if prev, err := c.Read(ctx); err == nil && (prev == nil || poked || time.Since(prev.At) >= every) {
@@ -124,35 +116,19 @@ func (c *Census) Take(ctx context.Context) (Counts, error) {
 		rate = DefaultCensusRate
 	}
 	start := time.Now()
-	prefix := strings.TrimSuffix(c.Store.Keys().Instance(""), "{}")
 	var counts Counts
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	err := c.Store.Scan(ctx, censusBatch, func(ids []string) error {
+		states, err := c.Store.Peek(ctx, ids)
+		if err != nil {
+			return err
 		}
-		err := c.count(ctx, prefix, batch, &counts)
-		batch = batch[:0]
+		for i, st := range states {
+			counts.add(ids[i], st)
+		}
 		// Pace: a batch of n entries takes at least n/rate.
-		time.Sleep(time.Duration(censusBatch) * time.Second / time.Duration(rate))
-		return err
-	}
-	var ferr error
-	err := scanKeys(ctx, c.Store.Client(), prefix+"{*}", func(key string) {
-		if ferr != nil {
-			return
-		}
-		batch = append(batch, key)
-		if len(batch) == censusBatch {
-			ferr = flush()
-		}
+		time.Sleep(time.Duration(len(ids)) * time.Second / time.Duration(rate))
+		return ctx.Err()
 	})
-	if err == nil {
-		err = ferr
-	}
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		return Counts{}, fmt.Errorf("census: %w", err)
 	}
@@ -161,70 +137,39 @@ func (c *Census) Take(ctx context.Context) (Counts, error) {
 	return counts, nil
 }
 
-// count reads the state fields of a batch of entries into counts.
-func (c *Census) count(ctx context.Context, prefix string, keys []string, counts *Counts) error {
-	pipe := c.Store.Client().Pipeline()
-	cmds := make([]*redis.SliceCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.HMGet(ctx, k, cache.FieldStale, cache.FieldStaleReason, cache.FieldFetchedAt, cache.FieldStaleSince)
+// add counts one entry.
+func (counts *Counts) add(id string, st store.State) {
+	e := st.Entry
+	if !st.Exists {
+		return // deleted since the scan
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return err
+	switch {
+	case e.StaleReason == cache.StaleFetchFailed:
+		counts.FetchFailed++
+	case e.Stale:
+		counts.Stale++
+	default:
+		counts.Fresh++
 	}
-	for i, cmd := range cmds {
-		vals := cmd.Val()
-		if len(vals) < 4 {
-			continue
-		}
-		str := func(j int) string { s, _ := vals[j].(string); return s }
-		if str(2) == "" && str(0) == "" {
-			continue // deleted since the scan
-		}
-		switch {
-		case str(1) == cache.StaleFetchFailed:
-			counts.FetchFailed++
-		case str(0) == "1":
-			counts.Stale++
-		default:
-			counts.Fresh++
-		}
-		if t, err := time.Parse(time.RFC3339Nano, str(2)); err == nil && (counts.OldestFetch.IsZero() || t.Before(counts.OldestFetch)) {
-			counts.OldestFetch = t
-		}
-		if str(0) == "1" {
-			if t, err := time.Parse(time.RFC3339Nano, str(3)); err == nil && (counts.OldestStaleSince.IsZero() || t.Before(counts.OldestStaleSince)) {
-				counts.OldestStaleSince = t
-				counts.OldestStaleID = strings.TrimSuffix(strings.TrimPrefix(keys[i], prefix+"{"), "}")
-			}
-		}
+	if !e.FetchedAt.IsZero() && (counts.OldestFetch.IsZero() || e.FetchedAt.Before(counts.OldestFetch)) {
+		counts.OldestFetch = e.FetchedAt
 	}
-	return nil
+	if e.Stale && !e.StaleSince.IsZero() && (counts.OldestStaleSince.IsZero() || e.StaleSince.Before(counts.OldestStaleSince)) {
+		counts.OldestStaleID, counts.OldestStaleSince = id, e.StaleSince
+	}
 }
 
 func (c *Census) record(ctx context.Context, counts Counts) error {
-	b, err := json.Marshal(counts)
-	if err != nil {
-		return err
-	}
-	if err := c.Store.Client().Set(ctx, c.key(), b, 0).Err(); err != nil {
-		return fmt.Errorf("record the census: %w", err)
-	}
-	return nil
+	return c.Store.SaveCensus(ctx, counts)
 }
 
 // Read returns the latest census of any replica, nil when none was taken
 // (or Redis was flushed since).
 func (c *Census) Read(ctx context.Context) (*Counts, error) {
-	b, err := c.Store.Client().Get(ctx, c.key()).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the census: %w", err)
-	}
 	var counts Counts
-	if err := json.Unmarshal(b, &counts); err != nil {
-		return nil, fmt.Errorf("read the census: %w", err)
+	found, err := c.Store.LoadCensus(ctx, &counts)
+	if err != nil || !found {
+		return nil, err
 	}
 	return &counts, nil
 }

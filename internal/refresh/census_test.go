@@ -9,6 +9,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // TestCensusCountsWhatTheCacheHoldsNow: the census counts entries by state
@@ -16,8 +17,8 @@ import (
 func TestCensusCountsWhatTheCacheHoldsNow(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
-		census := &refresh.Census{Store: store, Rate: 1_000_000}
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
+		census := &refresh.Census{Store: db, Rate: 1_000_000}
 		if c, err := census.Read(ctx); err != nil || c != nil {
 			t.Fatalf("Read before any census = %+v, %v; want none", c, err)
 		}
@@ -27,7 +28,7 @@ func TestCensusCountsWhatTheCacheHoldsNow(t *testing.T) {
 			if f != nil {
 				f(&e)
 			}
-			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+			if _, err := db.Apply(ctx, id, cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -58,7 +59,7 @@ func TestCensusCountsWhatTheCacheHoldsNow(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); census.Run(runCtx) }()
 		eventually(t, "a recorded census", func() bool {
-			other := &refresh.Census{Store: store}
+			other := &refresh.Census{Store: db}
 			c, err := other.Read(ctx)
 			return err == nil && c != nil && c.Fresh == 5 && c.FetchFailed == 1
 		})

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -17,7 +17,7 @@ import (
 // its queued work goes into the work set. It is a value and safe for
 // concurrent use.
 type Executor struct {
-	Store *cache.Store
+	Store *store.Store
 	Work  *WorkSet
 }
 
@@ -42,7 +42,7 @@ type Executed struct {
 	// Tombstoned: the instance was deleted; nothing was written.
 	Tombstoned bool
 	// IndexErr is set when the entry was written but its lookup rows were
-	// not (cache.ErrIndex): the write stands.
+	// not (store.ErrIndex): the write stands.
 	IndexErr error
 }
 
@@ -54,7 +54,7 @@ var errBothWays = errors.New("a plan that writes an entry and queues work at onc
 // decided again, with the entry, by redecide (which must be pure: it may be
 // called several times). An error means Redis failed: nothing of the plan,
 // or all of it, was applied, so a webhook's sender may retry.
-func (x Executor) Execute(ctx context.Context, plan webhook.Plan, redecide func(cache.State) webhook.Plan, once Once) (Executed, error) {
+func (x Executor) Execute(ctx context.Context, plan webhook.Plan, redecide func(store.State) webhook.Plan, once Once) (Executed, error) {
 	out := Executed{Plan: plan}
 	switch {
 	case plan.NeedsEntry && len(plan.Queue) > 0:
@@ -84,9 +84,9 @@ func (x Executor) Execute(ctx context.Context, plan webhook.Plan, redecide func(
 }
 
 // write decides the entry's write on the entry and applies it.
-func (x Executor) write(ctx context.Context, plan webhook.Plan, redecide func(cache.State) webhook.Plan, once Once) (Executed, error) {
+func (x Executor) write(ctx context.Context, plan webhook.Plan, redecide func(store.State) webhook.Plan, once Once) (Executed, error) {
 	out := Executed{Plan: plan}
-	opts := cache.UpdateOnce{Sum: once.Sum, Window: once.Window,
+	opts := store.UpdateOptions{Sum: once.Sum, Window: once.Window,
 		// A stale mark changes only the entry's flags: it is decided
 		// without reading the document.
 		WithoutDoc: plan.Action == webhook.ActionStale}
@@ -98,7 +98,7 @@ func (x Executor) write(ctx context.Context, plan webhook.Plan, redecide func(ca
 		// full; it is harmless to repeat.
 		opts.Alongside = func() error { return x.Work.AddIfRunning(ctx, plan.Instance) }
 	}
-	up, err := x.Store.Update(ctx, plan.Instance, opts, func(st cache.State) *cache.Mutation {
+	up, err := x.Store.Update(ctx, plan.Instance, opts, func(st store.State) *store.Mutation {
 		out.Plan = redecide(st)
 		return out.Plan.Write
 	})

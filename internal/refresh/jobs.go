@@ -7,10 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -64,7 +62,7 @@ type Lister interface {
 // the index the store keeps of the instances it holds, a customer or scoped
 // connection by asking the API for the instances that use it.
 type IndexResolver struct {
-	Store *cache.Store
+	Store *store.Store
 	API   Lister
 }
 
@@ -163,19 +161,13 @@ func (p *Pool) fetchedSince(ctx context.Context, ids []string, since time.Time) 
 	if since.IsZero() {
 		return ids, nil
 	}
-	keys := p.store.Keys()
-	pipe := p.store.Client().Pipeline()
-	cmds := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, keys.Instance(id), cache.FieldFetchedAt)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	states, err := p.store.Peek(ctx, ids)
+	if err != nil {
 		return nil, fmt.Errorf("read fetch times: %w", err)
 	}
 	var need []string
 	for i, id := range ids {
-		at, err := time.Parse(time.RFC3339Nano, cmds[i].Val())
-		if err != nil || !at.After(since.Add(sinceMargin)) {
+		if !states[i].Entry.FetchedAt.After(since.Add(sinceMargin)) {
 			need = append(need, id)
 		}
 	}
@@ -195,8 +187,8 @@ func (p *Pool) runCustomerDelete(ctx context.Context, c Claim, arg string, start
 		if customerID != "" && e.Doc.Customer.ID != customerID {
 			continue
 		}
-		var up cache.Updated
-		up, err = p.store.Update(ctx, e.Doc.ID, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+		var up store.Updated
+		up, err = p.store.Update(ctx, e.Doc.ID, store.UpdateOptions{}, func(st store.State) *store.Mutation {
 			m, _ := webhook.DecideEntry(webhook.ActionDelete, started, st)
 			return m
 		})

@@ -37,7 +37,7 @@ func (r *Reconciler) lock(ttl time.Duration) lease.Lock {
 	if ttl <= 0 {
 		ttl = DefaultReconcileLease
 	}
-	return lease.NewLock(r.Store.Client(), r.Store.Keys().ReconcileLease(), ttl)
+	return r.Store.Lock(r.Store.Keys().ReconcileLease(), ttl)
 }
 
 // Busy reports whether a reconcile pass holds the lease now.

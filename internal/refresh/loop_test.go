@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // emptyLister lists no instances, counting the passes that asked.
@@ -27,14 +27,14 @@ func TestReplicasShareOneReconcileInterval(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
-		work := refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
+		work := refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})
 		clk := newClock()
 		api := &emptyLister{}
 		var passes atomic.Int64
 		done := make(chan struct{}, 2)
 		for range 2 {
-			r := &refresh.Reconciler{API: api, Store: store, Work: work, Now: clk.Now}
+			r := &refresh.Reconciler{API: api, Store: db, Work: work, Now: clk.Now}
 			go func() {
 				defer func() { done <- struct{}{} }()
 				r.Run(ctx, refresh.LoopOptions{Interval: time.Hour, MarkerCheck: 5 * time.Millisecond,
@@ -71,8 +71,8 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
-		work := refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
+		work := refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})
 		clk := newClock()
 		api := &emptyLister{}
 		var passes atomic.Int64
@@ -80,7 +80,7 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 		done := make(chan struct{}, 2)
 		var replicas []*refresh.Reconciler
 		for range 2 {
-			r := &refresh.Reconciler{API: api, Store: store, Work: work, Now: clk.Now}
+			r := &refresh.Reconciler{API: api, Store: db, Work: work, Now: clk.Now}
 			replicas = append(replicas, r)
 			go func() {
 				defer func() { done <- struct{}{} }()

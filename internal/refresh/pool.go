@@ -9,10 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/lease"
 	"github.com/prismcache/prismcache/internal/retry"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Fetcher fetches one instance with all its config; nil and no error means
@@ -69,7 +69,7 @@ type PoolOptions struct {
 // once.
 type Pool struct {
 	ws       *WorkSet
-	store    *cache.Store
+	store    *store.Store
 	fetcher  Fetcher
 	resolver Resolver
 	opts     PoolOptions
@@ -94,7 +94,7 @@ type Pool struct {
 }
 
 // NewPool returns a Pool; nothing runs until Start.
-func NewPool(ws *WorkSet, store *cache.Store, f Fetcher, opts PoolOptions) *Pool {
+func NewPool(ws *WorkSet, db *store.Store, f Fetcher, opts PoolOptions) *Pool {
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
 	}
@@ -118,7 +118,7 @@ func NewPool(ws *WorkSet, store *cache.Store, f Fetcher, opts PoolOptions) *Pool
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Pool{
-		ws: ws, store: store, fetcher: f, resolver: opts.Resolver, opts: opts, log: log, tokenID: lease.Token(),
+		ws: ws, store: db, fetcher: f, resolver: opts.Resolver, opts: opts, log: log, tokenID: lease.Token(),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		claims: map[string]Claim{},
 	}
@@ -127,7 +127,7 @@ func NewPool(ws *WorkSet, store *cache.Store, f Fetcher, opts PoolOptions) *Pool
 // Start subscribes to wake-ups and starts claiming. It returns once the
 // subscription is confirmed.
 func (p *Pool) Start(ctx context.Context) error {
-	ps := p.store.Client().Subscribe(ctx, p.ws.WakeChannel())
+	ps := p.ws.rdb.Subscribe(ctx, p.ws.WakeChannel())
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()
 		return fmt.Errorf("subscribe to work wake-ups: %w", err)
@@ -297,7 +297,7 @@ func (p *Pool) publish(ctx context.Context, r Result) {
 	if !r.Started.IsZero() {
 		r.Took = p.opts.Now().Sub(r.Started)
 	}
-	if err := publishResult(ctx, p.store.Client(), p.store.Keys(), r); err != nil {
+	if err := publishResult(ctx, p.ws.rdb, p.ws.results, r); err != nil {
 		p.log.Warn("publish result", "id", r.ID, "err", err)
 	}
 	if p.opts.OnResult != nil {

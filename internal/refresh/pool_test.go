@@ -12,6 +12,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // fakeAPI answers FetchInstance from a function, counting calls.
@@ -33,7 +34,7 @@ func instance(id string, version int) *graphql.Instance {
 
 type poolRig struct {
 	ws    *refresh.WorkSet
-	store *cache.Store
+	store *store.Store
 	pool  *refresh.Pool
 	mu    sync.Mutex
 	res   []refresh.Result
@@ -41,7 +42,7 @@ type poolRig struct {
 
 func startPool(t *testing.T, b redistest.Backend, api refresh.Fetcher, opts refresh.PoolOptions) *poolRig {
 	t.Helper()
-	r := &poolRig{store: cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})}
+	r := &poolRig{store: store.New(b.Client, store.Options{Prefix: b.Prefix})}
 	r.ws = refresh.NewWorkSet(b.Client, r.store.Keys(), refresh.WorkSetOptions{Lease: 5 * time.Second})
 	opts.OnResult = func(res refresh.Result) { r.mu.Lock(); r.res = append(r.res, res); r.mu.Unlock() }
 	r.pool = refresh.NewPool(r.ws, r.store, api, opts)
@@ -159,12 +160,12 @@ func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 }
 
 // markStale marks an entry stale for an instance.updated, as the intake does.
-func markStale(t *testing.T, store *cache.Store, id string) {
+func markStale(t *testing.T, db *store.Store, id string) {
 	t.Helper()
-	_, err := store.Update(context.Background(), id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+	_, err := db.Update(context.Background(), id, store.UpdateOptions{}, func(st store.State) *store.Mutation {
 		e := st.Entry
 		e.Stale, e.StaleReason, e.StaleSince = true, cache.StaleUpdated, time.Now()
-		return &cache.Mutation{Kind: cache.ChangeStale, Entry: e, KeepDoc: true}
+		return &store.Mutation{Kind: cache.ChangeStale, Entry: e, KeepDoc: true}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -258,12 +259,12 @@ func TestPoolDropsOnlyMootWork(t *testing.T) {
 			}
 			return nil, &graphql.Error{Op: "GetInstance", Kind: kind, Message: "nope"}
 		}}
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: &cache.Doc{ID: "deleted", DeployedVersion: 1}, DeployedVersion: 1}
-		if _, err := store.Apply(ctx, "deleted", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+		if _, err := db.Apply(ctx, "deleted", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Apply(ctx, "deleted", cache.Entry{Rev: 1, Doc: e.Doc}, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}); err != nil {
+		if _, err := db.Apply(ctx, "deleted", cache.Entry{Rev: 1, Doc: e.Doc}, store.Mutation{Kind: cache.ChangeDeleted, Delete: true}); err != nil {
 			t.Fatal(err)
 		}
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 3, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
@@ -365,7 +366,7 @@ func (f fakeResolver) CustomerInstances(context.Context, string) ([]string, erro
 func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		event := time.Now()
 		for id, fetched := range map[string]time.Time{
 			"fresh":   event.Add(9 * time.Second),  // fetched after both events: saw them
@@ -373,7 +374,7 @@ func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 			"old":     event.Add(-5 * time.Second), // fetched before both
 		} {
 			e := cache.Entry{Doc: &cache.Doc{ID: id, DeployedVersion: 1}, DeployedVersion: 1, FetchedAt: fetched}
-			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+			if _, err := db.Apply(ctx, id, cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -409,7 +410,7 @@ func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 // r0ws is the rig's work set, for queuing before the pool starts.
 func r0ws(t *testing.T, b redistest.Backend) *refresh.WorkSet {
 	t.Helper()
-	return refresh.NewWorkSet(b.Client, cache.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: 5 * time.Second})
+	return refresh.NewWorkSet(b.Client, store.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: 5 * time.Second})
 }
 
 // failingResolver fails a number of times, then maps to ids.
@@ -458,10 +459,10 @@ func TestConnectionJobIsNeverDropped(t *testing.T) {
 func TestCustomerDeleteJobRemovesOnlyThatCustomer(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		for id, cust := range map[string]string{"gone-1": "Q3VzdG9tZXI6Z29uZQ==", "gone-2": "Q3VzdG9tZXI6Z29uZQ==", "kept": "Q3VzdG9tZXI6a2VwdA=="} {
 			e := cache.Entry{Doc: &cache.Doc{ID: id, DeployedVersion: 1, Customer: cache.Customer{ID: cust, ExternalID: "shared-ext"}}, DeployedVersion: 1}
-			if _, err := store.Apply(ctx, id, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+			if _, err := db.Apply(ctx, id, cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -472,7 +473,7 @@ func TestCustomerDeleteJobRemovesOnlyThatCustomer(t *testing.T) {
 		}
 		eventually(t, "the job", func() bool { return len(r.results()) == 1 })
 		for id, wantGone := range map[string]bool{"gone-1": true, "gone-2": true, "kept": false} {
-			st, _ := store.Load(ctx, id)
+			st, _ := db.Load(ctx, id)
 			if st.Tombstoned != wantGone || st.Exists == wantGone {
 				t.Errorf("%s: exists %v tombstoned %v, want removed %v", id, st.Exists, st.Tombstoned, wantGone)
 			}

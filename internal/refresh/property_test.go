@@ -10,6 +10,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -56,7 +57,7 @@ type world struct {
 	model   map[string]*modelInstance
 	ids     []string
 	transit []modelEvent
-	cache   map[string]*cache.State
+	cache   map[string]*store.State
 	pending map[string]bool
 	running map[string]*inflight
 	dirty   map[string]bool
@@ -93,14 +94,14 @@ func (w *world) docAt(id string) *cache.Doc {
 
 // apply writes a mutation to the in-memory cache as the store's script
 // would, and checks the deployed version never goes down.
-func (w *world) apply(id string, m *cache.Mutation) {
+func (w *world) apply(id string, m *store.Mutation) {
 	st := w.cache[id]
 	if st == nil {
-		st = &cache.State{}
+		st = &store.State{}
 		w.cache[id] = st
 	}
 	if m.Delete {
-		*st = cache.State{Tombstoned: true}
+		*st = store.State{Tombstoned: true}
 		return
 	}
 	if st.Tombstoned {
@@ -116,11 +117,11 @@ func (w *world) apply(id string, m *cache.Mutation) {
 	w.writes++
 }
 
-func (w *world) state(id string) cache.State {
+func (w *world) state(id string) store.State {
 	if st := w.cache[id]; st != nil {
 		return *st
 	}
-	return cache.State{}
+	return store.State{}
 }
 
 func (w *world) deliver(i int) {
@@ -303,7 +304,7 @@ func TestPropertyCacheConvergesToDeployedState(t *testing.T) {
 	for seed := uint64(1); seed <= propertySequences; seed++ {
 		w := &world{
 			t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed)), now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
-			actions: actions, model: map[string]*modelInstance{}, cache: map[string]*cache.State{},
+			actions: actions, model: map[string]*modelInstance{}, cache: map[string]*store.State{},
 			pending: map[string]bool{}, running: map[string]*inflight{}, dirty: map[string]bool{},
 		}
 		n := 1 + w.rng.IntN(4)

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/lease"
 	"github.com/prismcache/prismcache/internal/retry"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -31,7 +27,7 @@ type InstanceLister interface {
 // no longer has. It writes the sync marker at the end of a complete pass.
 type Reconciler struct {
 	API   InstanceLister
-	Store *cache.Store
+	Store *store.Store
 	Work  *WorkSet
 	Log   *slog.Logger
 	// Force queues every deployed instance, not only those that differ.
@@ -56,38 +52,6 @@ type Report struct {
 	Queued  int           `json:"queued"`
 	Removed int           `json:"removed"`
 	Took    time.Duration `json:"-"`
-
-	// The cached entries of the listed instances by state: Errors have a
-	// last_error, Stale are stale without one, Fresh the rest.
-	Fresh  int `json:"fresh"`
-	Stale  int `json:"stale"`
-	Errors int `json:"errors"`
-	// OldestFetch is the fetched_at of the least recently fetched entry.
-	OldestFetch time.Time `json:"oldestFetch,omitzero"`
-	// OldestStaleID has been stale the longest, since OldestStaleSince.
-	OldestStaleID    string    `json:"oldestStaleId,omitempty"`
-	OldestStaleSince time.Time `json:"oldestStaleSince,omitzero"`
-}
-
-// count classifies one cached entry into the report's tallies.
-func (rep *Report) count(id string, f []any) {
-	str := func(i int) string { s, _ := f[i].(string); return s }
-	switch {
-	case str(0) != "":
-		rep.Errors++
-	case str(1) == "1":
-		rep.Stale++
-	default:
-		rep.Fresh++
-	}
-	if t, err := time.Parse(time.RFC3339Nano, str(2)); err == nil && (rep.OldestFetch.IsZero() || t.Before(rep.OldestFetch)) {
-		rep.OldestFetch = t
-	}
-	if str(1) == "1" {
-		if t, err := time.Parse(time.RFC3339Nano, str(3)); err == nil && (rep.OldestStaleSince.IsZero() || t.Before(rep.OldestStaleSince)) {
-			rep.OldestStaleID, rep.OldestStaleSince = id, t
-		}
-	}
 }
 
 func (r *Reconciler) now() time.Time {
@@ -127,7 +91,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		for _, in := range page.Instances {
 			listed[in.ID] = struct{}{}
 		}
-		due, err := r.differing(ctx, page.Instances, &rep)
+		due, err := r.differing(ctx, page.Instances)
 		if err != nil {
 			return rep, err
 		}
@@ -187,78 +151,65 @@ func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListP
 }
 
 // differing returns the deployed instances of a page whose cached entry is
-// missing or holds another deployedVersion, lastDeployedAt or enabled flag.
-func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary, rep *Report) ([]string, error) {
-	keys := r.Store.Keys()
-	pipe := r.Store.Client().Pipeline()
-	cmds := make([]*redis.SliceCmd, len(page))
+// missing or holds another deployedVersion, lastDeployedAt or enabled flag,
+// says a fetch failed, or is stale when Prismatic has nothing to deploy (or
+// the other way round).
+func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary) ([]string, error) {
+	ids := make([]string, len(page))
 	for i, in := range page {
-		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldEnabled,
-			cache.FieldLastError, cache.FieldStale, cache.FieldFetchedAt, cache.FieldStaleSince, cache.FieldRev)
+		ids[i] = in.ID
 	}
-	if len(page) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("reconcile: read entries: %w", err)
-		}
+	states, err := r.Store.Peek(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	var due []string
 	for i, in := range page {
 		if in.DeployedVersion == 0 {
 			continue // never deployed: nothing to cache
 		}
-		vals := cmds[i].Val()
-		if len(vals) != 8 || vals[7] == nil {
+		if r.Force || differs(states[i], in) {
 			due = append(due, in.ID)
-			continue
-		}
-		rep.count(in.ID, vals[3:7])
-		if r.Force {
-			due = append(due, in.ID)
-			continue
-		}
-		ver, _ := vals[0].(string)
-		enabled, _ := vals[2].(string)
-		stale, _ := vals[4].(string)
-		// A fetch that gave up, or a stale flag that disagrees with
-		// needsDeploy (a lost webhook): fetch again either way.
-		lastErr, _ := vals[3].(string)
-		if lastErr != "" || (enabled == "1") != in.Enabled || (stale == "1") != in.NeedsDeploy {
-			due = append(due, in.ID)
-			continue
-		}
-		if in.NeedsDeploy {
-			// Stale, as it should be; with changes pending the API cannot
-			// show the deployed config, so another fetch would learn nothing.
-			continue
-		}
-		if ver != strconv.Itoa(in.DeployedVersion) {
-			due = append(due, in.ID)
-			continue
-		}
-		at, _ := vals[1].(string)
-		if in.LastDeployedAt != nil {
-			cached, err := time.Parse(time.RFC3339Nano, at)
-			if err != nil || !cached.Equal(*in.LastDeployedAt) {
-				due = append(due, in.ID)
-			}
 		}
 	}
 	return due, nil
+}
+
+// differs reports whether an entry, read without its document, may not be
+// what Prismatic's listing says runs.
+func differs(st store.State, in graphql.InstanceSummary) bool {
+	e := st.Entry
+	switch {
+	case !st.Exists || e.Doc == nil:
+		return true
+	case e.LastError != "", e.Enabled != in.Enabled, e.Stale != in.NeedsDeploy:
+		// A fetch that keeps failing, or a flag that disagrees with
+		// Prismatic (a lost webhook): fetch again either way.
+		return true
+	case in.NeedsDeploy:
+		// Stale, as it should be; with changes pending the API cannot show
+		// the deployed config, so another fetch would learn nothing.
+		return false
+	case e.DeployedVersion != in.DeployedVersion:
+		return true
+	case in.LastDeployedAt != nil:
+		return e.Doc.LastDeployedAt == nil || !e.Doc.LastDeployedAt.Equal(*in.LastDeployedAt)
+	}
+	return false
 }
 
 // removeGone deletes cached entries of instances the complete listing did
 // not contain, unless they were fetched after the listing began (they may be
 // new).
 func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{}, since time.Time) (int, error) {
-	keys := r.Store.Keys()
-	prefix := keys.Instance("")
-	prefix = strings.TrimSuffix(prefix, "{}")
 	var gone []string
-	err := scanKeys(ctx, r.Store.Client(), prefix+"{*}", func(key string) {
-		id := strings.TrimSuffix(strings.TrimPrefix(key, prefix+"{"), "}")
-		if _, ok := listed[id]; !ok {
-			gone = append(gone, id)
+	err := r.Store.Scan(ctx, 1000, func(ids []string) error {
+		for _, id := range ids {
+			if _, ok := listed[id]; !ok {
+				gone = append(gone, id)
+			}
 		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reconcile: scan entries: %w", err)
@@ -268,11 +219,11 @@ func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{},
 		if r.exists(ctx, id) {
 			continue
 		}
-		up, err := r.Store.Update(ctx, id, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+		up, err := r.Store.Update(ctx, id, store.UpdateOptions{}, func(st store.State) *store.Mutation {
 			if !st.Exists || st.Entry.FetchedAt.After(since) {
 				return nil // gone already, or fetched since the listing began
 			}
-			return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}
+			return &store.Mutation{Kind: cache.ChangeDeleted, Delete: true}
 		})
 		if err != nil {
 			return removed, fmt.Errorf("reconcile: remove %s: %w", id, err)
@@ -302,26 +253,4 @@ func (r *Reconciler) exists(ctx context.Context, id string) bool {
 		return false
 	}
 	return err != nil || inst != nil
-}
-
-// scanKeys calls fn for every key matching pattern, on every master of a
-// cluster.
-func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(string)) error {
-	if c, ok := rdb.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-			iter := n.Scan(ctx, 0, pattern, 1000).Iterator()
-			for iter.Next(ctx) {
-				mu.Lock()
-				fn(iter.Val())
-				mu.Unlock()
-			}
-			return iter.Err()
-		})
-	}
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		fn(iter.Val())
-	}
-	return iter.Err()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -52,7 +53,7 @@ type Result struct {
 // use; it is safe for concurrent use.
 type Waiters struct {
 	rdb    redis.UniversalClient
-	keys   cache.Keys
+	keys   store.Keys
 	log    *slog.Logger
 	mu     sync.Mutex
 	byID   map[string]map[chan Result]struct{}
@@ -61,7 +62,7 @@ type Waiters struct {
 }
 
 // NewWaiters returns Waiters on the results channel under keys.
-func NewWaiters(rdb redis.UniversalClient, keys cache.Keys, log *slog.Logger) *Waiters {
+func NewWaiters(rdb redis.UniversalClient, keys store.Keys, log *slog.Logger) *Waiters {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -136,12 +137,12 @@ func (w *Waiters) Register(id string) (results <-chan Result, cancel func()) {
 	}
 }
 
-func publishResult(ctx context.Context, rdb redis.UniversalClient, keys cache.Keys, r Result) error {
+func publishResult(ctx context.Context, rdb redis.UniversalClient, channel string, r Result) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return rdb.Publish(ctx, keys.WorkResults(), b).Err()
+	return rdb.Publish(ctx, channel, b).Err()
 }
 
 // Requester queues refreshes and waits for their outcome. Its zero value is

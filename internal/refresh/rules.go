@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -36,7 +37,7 @@ const (
 //   - a tombstone, an older deployedVersion, or a fetch older than the one
 //     the entry holds writes nothing.
 //   - an event time ahead of now keeps nothing (see aheadOfClock).
-func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache.Mutation, string) {
+func DecideWrite(st store.State, doc *cache.Doc, started, now time.Time) (*store.Mutation, string) {
 	if st.Tombstoned {
 		return nil, SkipDeleted
 	}
@@ -45,7 +46,7 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 		if !st.Exists {
 			return nil, SkipNotFound
 		}
-		return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}, ""
+		return &store.Mutation{Kind: cache.ChangeDeleted, Delete: true}, ""
 	}
 	if cur.Doc == nil && doc.DeployedVersion == 0 {
 		return nil, SkipNeverDeploy
@@ -98,7 +99,7 @@ func DecideWrite(st cache.State, doc *cache.Doc, started, now time.Time) (*cache
 	next.DeployedVersion = next.Doc.DeployedVersion
 	next.FetchedAt = started
 	next.LastError = ""
-	return &cache.Mutation{Kind: cache.ChangeRefreshed, Entry: next}, ""
+	return &store.Mutation{Kind: cache.ChangeRefreshed, Entry: next}, ""
 }
 
 // aheadOfClock finds the event times of e that are ahead of now and moves
@@ -159,7 +160,7 @@ func beforeFailure(e cache.Entry) cache.Entry {
 // prior_stale_reason, the reason it was stale for before, and its stale
 // time — and says why in last_error. Nothing is written for an instance
 // that is not cached, nor when the entry says so already.
-func DecideFailure(st cache.State, msg string, now time.Time) *cache.Mutation {
+func DecideFailure(st store.State, msg string, now time.Time) *store.Mutation {
 	if st.Tombstoned || st.Entry.Doc == nil {
 		return nil
 	}
@@ -177,5 +178,5 @@ func DecideFailure(st cache.State, msg string, now time.Time) *cache.Mutation {
 		}
 		next.Stale, next.StaleReason = true, cache.StaleFetchFailed
 	}
-	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+	return &store.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 var (
@@ -27,12 +28,12 @@ func doc(version int, deployed time.Time, needsDeploy bool, value, status string
 	}
 }
 
-func entryWith(d *cache.Doc, f func(*cache.Entry)) cache.State {
+func entryWith(d *cache.Doc, f func(*cache.Entry)) store.State {
 	e := cache.Entry{Doc: d, Enabled: d.Enabled, DeployedVersion: d.DeployedVersion, FetchedAt: deployAt.Add(time.Minute), Rev: 4}
 	if f != nil {
 		f(&e)
 	}
-	return cache.State{Exists: true, Entry: e}
+	return store.State{Exists: true, Entry: e}
 }
 
 func TestDecideWrite(t *testing.T) {
@@ -41,13 +42,13 @@ func TestDecideWrite(t *testing.T) {
 	v4ahead := doc(4, deployAt.Add(30*time.Minute), true, "1m", "ERROR")
 	for _, tc := range []struct {
 		name    string
-		st      cache.State
+		st      store.State
 		fetched *cache.Doc
 		skip    string
-		check   func(t *testing.T, m *cache.Mutation)
+		check   func(t *testing.T, m *store.Mutation)
 	}{
-		{name: "first fetch writes the entry", st: cache.State{}, fetched: v3,
-			check: func(t *testing.T, m *cache.Mutation) {
+		{name: "first fetch writes the entry", st: store.State{}, fetched: v3,
+			check: func(t *testing.T, m *store.Mutation) {
 				e := m.Entry
 				if m.Kind != cache.ChangeRefreshed || e.Stale || e.DeployedVersion != 3 || !e.FetchedAt.Equal(started) || *e.Doc.Config["frequency"].Value != "15m" {
 					t.Errorf("mutation = %+v", m)
@@ -57,7 +58,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(v3, func(e *cache.Entry) {
 				e.Stale, e.StaleReason, e.StaleSince, e.UpdatedEventAt = true, cache.StaleUpdated, deployAt.Add(10*time.Minute), deployAt.Add(10*time.Minute)
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				e := m.Entry
 				if e.Stale || e.StaleReason != "" || !e.StaleSince.IsZero() || e.DeployedVersion != 4 || *e.Doc.Config["frequency"].Value != "5m" {
 					t.Errorf("entry = %+v", e)
@@ -65,7 +66,7 @@ func TestDecideWrite(t *testing.T) {
 			}},
 		{name: "changed again after the deploy: keeps the deployed config, merges connection status, stays stale", fetched: v4ahead,
 			st: entryWith(v4, nil),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				e := m.Entry
 				if !e.Stale || e.StaleReason != cache.StaleNeedsDeploy {
 					t.Errorf("stale=%v reason=%q, want stale for needs_deploy", e.Stale, e.StaleReason)
@@ -77,8 +78,8 @@ func TestDecideWrite(t *testing.T) {
 					t.Errorf("connection status %q not merged", e.Doc.Config["salesforce"].Status)
 				}
 			}},
-		{name: "needs deploy with nothing cached: the stored config, labelled undeployed", st: cache.State{}, fetched: v4ahead,
-			check: func(t *testing.T, m *cache.Mutation) {
+		{name: "needs deploy with nothing cached: the stored config, labelled undeployed", st: store.State{}, fetched: v4ahead,
+			check: func(t *testing.T, m *store.Mutation) {
 				if !m.Entry.Stale || m.Entry.StaleReason != cache.StaleUndeployed || *m.Entry.Doc.Config["frequency"].Value != "1m" {
 					t.Errorf("entry = %+v", m.Entry)
 				}
@@ -87,7 +88,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(doc(4, deployAt.Add(30*time.Minute), true, "2m", "ACTIVE"), func(e *cache.Entry) {
 				e.Stale, e.StaleReason = true, cache.StaleUndeployed
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if m.Entry.StaleReason != cache.StaleUndeployed || *m.Entry.Doc.Config["frequency"].Value != "1m" {
 					t.Errorf("entry = %+v", m.Entry)
 				}
@@ -96,7 +97,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(doc(4, deployAt.Add(30*time.Minute), true, "2m", "ACTIVE"), func(e *cache.Entry) {
 				e.Stale, e.StaleReason = true, cache.StaleUndeployed
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if m.Entry.Stale || *m.Entry.Doc.Config["frequency"].Value != "5m" {
 					t.Errorf("entry = %+v", m.Entry)
 				}
@@ -105,7 +106,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(v3, func(e *cache.Entry) {
 				e.Stale, e.StaleReason, e.UpdatedEventAt, e.StaleSince = true, cache.StaleUpdated, started.Add(time.Millisecond), started.Add(time.Millisecond)
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if !m.Entry.Stale || m.Entry.StaleReason != cache.StaleUpdated || m.Entry.DeployedVersion != 4 {
 					t.Errorf("entry = %+v", m.Entry)
 				}
@@ -114,7 +115,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(v3, func(e *cache.Entry) {
 				e.Stale, e.StaleReason, e.UpdatedEventAt = true, cache.StaleUpdated, started.Add(-time.Second)
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if m.Entry.Stale {
 					t.Errorf("entry still stale: %+v", m.Entry)
 				}
@@ -123,7 +124,7 @@ func TestDecideWrite(t *testing.T) {
 			st: entryWith(v3, func(e *cache.Entry) {
 				e.Enabled, e.EnabledEventAt = false, started.Add(time.Millisecond)
 			}),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if m.Entry.Enabled || m.Entry.Doc.Enabled {
 					t.Errorf("enabled = %v / doc %v, want the later disable", m.Entry.Enabled, m.Entry.Doc.Enabled)
 				}
@@ -131,15 +132,15 @@ func TestDecideWrite(t *testing.T) {
 		{name: "older deployedVersion is not written", fetched: v3, st: entryWith(v4, nil), skip: refresh.SkipOlderVersion},
 		{name: "a fetch older than the one cached is not written", fetched: v4,
 			st: entryWith(v3, func(e *cache.Entry) { e.FetchedAt = started.Add(time.Second) }), skip: refresh.SkipOlderFetch},
-		{name: "tombstone: nothing", fetched: v4, st: cache.State{Tombstoned: true}, skip: refresh.SkipDeleted},
+		{name: "tombstone: nothing", fetched: v4, st: store.State{Tombstoned: true}, skip: refresh.SkipDeleted},
 		{name: "gone from Prismatic: delete", fetched: nil, st: entryWith(v3, nil),
-			check: func(t *testing.T, m *cache.Mutation) {
+			check: func(t *testing.T, m *store.Mutation) {
 				if !m.Delete || m.Kind != cache.ChangeDeleted {
 					t.Errorf("mutation = %+v, want a delete", m)
 				}
 			}},
-		{name: "not found and not cached: nothing", fetched: nil, st: cache.State{}, skip: refresh.SkipNotFound},
-		{name: "never deployed: nothing", fetched: doc(0, deployAt, true, "x", ""), st: cache.State{}, skip: refresh.SkipNeverDeploy},
+		{name: "not found and not cached: nothing", fetched: nil, st: store.State{}, skip: refresh.SkipNotFound},
+		{name: "never deployed: nothing", fetched: doc(0, deployAt, true, "x", ""), st: store.State{}, skip: refresh.SkipNeverDeploy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, skip := refresh.DecideWrite(tc.st, tc.fetched, started, now)
@@ -162,7 +163,7 @@ func TestDecideFailureKeepsData(t *testing.T) {
 	if m == nil || !m.Entry.Stale || m.Entry.StaleReason != cache.StaleFetchFailed || m.Entry.LastError == "" || *m.Entry.Doc.Config["frequency"].Value != "15m" {
 		t.Fatalf("failure mutation = %+v", m)
 	}
-	if refresh.DecideFailure(cache.State{}, "x", now) != nil {
+	if refresh.DecideFailure(store.State{}, "x", now) != nil {
 		t.Fatal("a failure wrote an entry for an instance that is not cached")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/lease"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // run fetches one claimed id and writes its entry.
@@ -38,7 +39,7 @@ func (p *Pool) run(c Claim) {
 	// The entry is read while the API answers, so that writing the answer
 	// takes one round trip instead of two; if the entry changes meanwhile,
 	// the write's compare-and-set sees it and reads again.
-	prior := make(chan *cache.State, 1)
+	prior := make(chan *store.State, 1)
 	go func() {
 		st, err := p.store.Load(ctx, c.ID)
 		if err != nil {
@@ -97,9 +98,9 @@ func (p *Pool) apiAnswered() {
 // write applies the fetched document with a compare-and-set, deciding again
 // whenever another write got in first; prior, when not nil, is the entry as
 // read during the fetch.
-func (p *Pool) write(ctx context.Context, id string, doc *cache.Doc, started time.Time, prior *cache.State) (Result, error) {
+func (p *Pool) write(ctx context.Context, id string, doc *cache.Doc, started time.Time, prior *store.State) (Result, error) {
 	res := Result{ID: id, OK: true}
-	up, err := p.store.Update(ctx, id, cache.UpdateOnce{Prior: prior}, func(st cache.State) *cache.Mutation {
+	up, err := p.store.Update(ctx, id, store.UpdateOptions{Prior: prior}, func(st store.State) *store.Mutation {
 		m, skip := DecideWrite(st, doc, started, p.opts.Now())
 		res.Skip = skip
 		return m
@@ -152,7 +153,7 @@ func (p *Pool) failed(ctx context.Context, c Claim, err error, started time.Time
 	res := Result{ID: c.ID, Error: err.Error(), Started: started, Attempts: attempts}
 	moot := ""
 	if !IsJob(c.ID) && attempts >= p.opts.FailedAfter {
-		up, uerr := p.store.Update(fin, c.ID, cache.UpdateOnce{}, func(st cache.State) *cache.Mutation {
+		up, uerr := p.store.Update(fin, c.ID, store.UpdateOptions{}, func(st store.State) *store.Mutation {
 			switch {
 			case st.Tombstoned:
 				moot = "the instance was deleted meanwhile"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // DefaultShards is how many shards the work set is split into when nothing
@@ -64,22 +64,19 @@ func shardOf(member string, shards int) int {
 	return int(h.Sum32() % uint32(shards))
 }
 
-// shardsKey records the work set's shard count in Redis.
-func shardsKey(keys cache.Keys) string { return keys.Prefix() + "work:shards" }
-
 // RecordedShards returns the shard count every replica on this Redis must
 // use. The first replica records want; later ones get what was recorded,
 // so that replicas configured differently still agree on where each id
 // lives (two layouts would let two workers run one instance at once).
 // changed reports that the recorded count differs from want.
-func RecordedShards(ctx context.Context, rdb redis.UniversalClient, keys cache.Keys, want int) (n int, changed bool, err error) {
+func RecordedShards(ctx context.Context, rdb redis.UniversalClient, keys store.Keys, want int) (n int, changed bool, err error) {
 	if want <= 0 {
 		want = DefaultShards
 	}
-	if err := rdb.SetNX(ctx, shardsKey(keys), want, 0).Err(); err != nil {
+	if err := rdb.SetNX(ctx, keys.WorkShards(), want, 0).Err(); err != nil {
 		return 0, false, fmt.Errorf("record the work set's shard count: %w", err)
 	}
-	s, err := rdb.Get(ctx, shardsKey(keys)).Result()
+	s, err := rdb.Get(ctx, keys.WorkShards()).Result()
 	if errors.Is(err, redis.Nil) {
 		return want, false, nil // removed in between: a flush; use ours
 	}
@@ -88,7 +85,7 @@ func RecordedShards(ctx context.Context, rdb redis.UniversalClient, keys cache.K
 	}
 	n, err = strconv.Atoi(s)
 	if err != nil || n < 1 || n > MaxShards {
-		return 0, false, fmt.Errorf("the work set's shard count in %s is %q: want 1 to %d", shardsKey(keys), s, MaxShards)
+		return 0, false, fmt.Errorf("the work set's shard count in %s is %q: want 1 to %d", keys.WorkShards(), s, MaxShards)
 	}
 	return n, n != want, nil
 }

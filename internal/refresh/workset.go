@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // ErrLeaseLost: the claim expired and the id was claimed again (or
@@ -39,6 +39,7 @@ type WorkSet struct {
 	lease     time.Duration
 	now       func() time.Time
 	wake      string
+	results   string
 	failAt    int
 }
 
@@ -57,7 +58,7 @@ type WorkSetOptions struct {
 }
 
 // NewWorkSet returns the work set under keys.
-func NewWorkSet(rdb redis.UniversalClient, keys cache.Keys, opts WorkSetOptions) *WorkSet {
+func NewWorkSet(rdb redis.UniversalClient, keys store.Keys, opts WorkSetOptions) *WorkSet {
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
 	}
@@ -71,8 +72,8 @@ func NewWorkSet(rdb redis.UniversalClient, keys cache.Keys, opts WorkSetOptions)
 		opts.Now = time.Now
 	}
 	w := &WorkSet{
-		rdb: rdb, legacy: newLegacyKeys(keys.Prefix()), layoutKey: shardsKey(keys), lease: opts.Lease, now: opts.Now,
-		wake: keys.WorkWake(), failAt: opts.FailedAfter,
+		rdb: rdb, legacy: newLegacyKeys(keys.Prefix()), layoutKey: keys.WorkShards(), lease: opts.Lease, now: opts.Now,
+		wake: keys.WorkWake(), results: keys.WorkResults(), failAt: opts.FailedAfter,
 	}
 	for i := range opts.Shards {
 		w.shards = append(w.shards, newShardKeys(keys.Prefix(), i))

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // clock is a settable test clock, safe for concurrent use.
@@ -36,7 +36,7 @@ func (c *clock) Advance(d time.Duration) {
 
 func newWorkSet(t *testing.T, b redistest.Backend, c *clock, lease time.Duration) *refresh.WorkSet {
 	t.Helper()
-	return refresh.NewWorkSet(b.Client, cache.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: lease, Now: c.Now})
+	return refresh.NewWorkSet(b.Client, store.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: lease, Now: c.Now})
 }
 
 func mustClaim(t *testing.T, ws *refresh.WorkSet, max int, token string) []refresh.Claim {
@@ -248,7 +248,7 @@ func TestWorkSetNeverHandsOneIDToTwoWorkers(t *testing.T) {
 
 func testWorkSetNeverHandsOneIDToTwoWorkers(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	ws := refresh.NewWorkSet(b.Client, cache.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: time.Minute})
+	ws := refresh.NewWorkSet(b.Client, store.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: time.Minute})
 	var holders sync.Map // id → token
 	var overlaps, runs atomic.Int64
 	var wg sync.WaitGroup

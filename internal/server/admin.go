@@ -13,6 +13,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -29,7 +30,7 @@ const (
 type Admin struct {
 	// Token is the admin bearer token; the API is off when it is empty.
 	Token string
-	Store *cache.Store
+	Store *store.Store
 	// Refresh queues one instance through the work set and waits for its
 	// result (refresh.Requester.Refresh).
 	Refresh func(ctx context.Context, id string) (refresh.Result, error)
@@ -104,7 +105,7 @@ func (a *Admin) getInstance(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.redisDown(w, err)
 	default:
-		writeJSON(w, http.StatusOK, e.View())
+		writeJSON(w, http.StatusOK, store.View(e))
 	}
 }
 
@@ -127,9 +128,9 @@ func (a *Admin) customerInstances(w http.ResponseWriter, r *http.Request) {
 		a.redisDown(w, err)
 		return
 	}
-	views := make([]cache.EntryView, 0, len(entries))
+	views := make([]store.EntryView, 0, len(entries))
 	for _, e := range entries {
-		views = append(views, e.View())
+		views = append(views, store.View(e))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"customerExternalId": ext, "instances": views})
 }
@@ -185,7 +186,7 @@ func (a *Admin) refresh(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.redisDown(w, err)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"result": res, "entry": e.View()})
+		writeJSON(w, http.StatusOK, map[string]any{"result": res, "entry": store.View(e)})
 	}
 }
 

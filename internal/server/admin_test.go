@@ -14,15 +14,16 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 const testAdminToken = "admin-token-0123456789"
 
 // adminServer is an Admin on store whose refresh, queue and resync are
 // the given functions (nil: they fail the test if called).
-func adminServer(t *testing.T, store *cache.Store, a server.Admin) http.Handler {
+func adminServer(t *testing.T, db *store.Store, a server.Admin) http.Handler {
 	t.Helper()
-	a.Token, a.Store = testAdminToken, store
+	a.Token, a.Store = testAdminToken, db
 	if a.Refresh == nil {
 		a.Refresh = func(context.Context, string) (refresh.Result, error) {
 			t.Error("Refresh called")
@@ -57,11 +58,11 @@ func adminDo(t *testing.T, h http.Handler, method, path string) answer {
 // status, with fakes in place of the work set.
 func TestAdminErrorStatuses(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
-		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
-		seedEntry(t, store)
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
+		seedEntry(t, db)
 		id := exampleInstanceID
 		refreshWith := func(res refresh.Result, err error) http.Handler {
-			return adminServer(t, store, server.Admin{Refresh: func(ctx context.Context, got string) (refresh.Result, error) {
+			return adminServer(t, db, server.Admin{Refresh: func(ctx context.Context, got string) (refresh.Result, error) {
 				if got != id {
 					t.Errorf("Refresh(%q), want %q", got, id)
 				}
@@ -94,16 +95,16 @@ func TestAdminErrorStatuses(t *testing.T) {
 				"/v1/instances/" + id + "/refresh", http.StatusNotFound, "does not exist"},
 			{"work set down", refreshWith(refresh.Result{}, errors.New("work set add: connection refused")),
 				"/v1/instances/" + id + "/refresh", http.StatusServiceUnavailable, "retry later"},
-			{"queue down", adminServer(t, store, server.Admin{Queue: func(context.Context, string) error { return errors.New("down") }}),
+			{"queue down", adminServer(t, db, server.Admin{Queue: func(context.Context, string) error { return errors.New("down") }}),
 				"/v1/instances/" + id + "/refresh?wait=false", http.StatusServiceUnavailable, "retry later"},
-			{"bad timeout", adminServer(t, store, server.Admin{}), "/v1/instances/" + id + "/refresh?timeout=-1s", http.StatusBadRequest, "timeout"},
-			{"timeout over the cap", adminServer(t, store, server.Admin{}), "/v1/instances/" + id + "/refresh?timeout=51s", http.StatusBadRequest, "timeout"},
-			{"bad id", adminServer(t, store, server.Admin{}), "/v1/instances/%7Bx%7D/refresh", http.StatusBadRequest, "not a Prismatic instance id"},
-			{"resync busy", adminServer(t, store, server.Admin{Resync: func(context.Context) error { return server.ErrBusy }}),
+			{"bad timeout", adminServer(t, db, server.Admin{}), "/v1/instances/" + id + "/refresh?timeout=-1s", http.StatusBadRequest, "timeout"},
+			{"timeout over the cap", adminServer(t, db, server.Admin{}), "/v1/instances/" + id + "/refresh?timeout=51s", http.StatusBadRequest, "timeout"},
+			{"bad id", adminServer(t, db, server.Admin{}), "/v1/instances/%7Bx%7D/refresh", http.StatusBadRequest, "not a Prismatic instance id"},
+			{"resync busy", adminServer(t, db, server.Admin{Resync: func(context.Context) error { return server.ErrBusy }}),
 				"/v1/resync", http.StatusConflict, "already running"},
-			{"resync fails", adminServer(t, store, server.Admin{Resync: func(context.Context) error { return errors.New("down") }}),
+			{"resync fails", adminServer(t, db, server.Admin{Resync: func(context.Context) error { return errors.New("down") }}),
 				"/v1/resync", http.StatusServiceUnavailable, "retry later"},
-			{"external id too long", adminServer(t, store, server.Admin{}),
+			{"external id too long", adminServer(t, db, server.Admin{}),
 				"/v1/customers/" + strings.Repeat("e", 513) + "/instances", http.StatusBadRequest, "1 to 512 bytes"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -133,8 +134,8 @@ func TestAdminErrorStatuses(t *testing.T) {
 }
 
 func TestAdminRedisDown(t *testing.T) {
-	store := cache.NewStore(closedPortClient(t), cache.StoreOptions{})
-	h := adminServer(t, store, server.Admin{
+	db := store.New(closedPortClient(t), store.Options{})
+	h := adminServer(t, db, server.Admin{
 		Refresh: func(context.Context, string) (refresh.Result, error) {
 			return refresh.Result{ID: exampleInstanceID, OK: true, Change: cache.ChangeRefreshed}, nil
 		},
@@ -156,7 +157,7 @@ func TestAdminRedisDown(t *testing.T) {
 }
 
 func TestAdminTokenForms(t *testing.T) {
-	h := adminServer(t, cache.NewStore(closedPortClient(t), cache.StoreOptions{}), server.Admin{
+	h := adminServer(t, store.New(closedPortClient(t), store.Options{}), server.Admin{
 		Resync: func(context.Context) error { return nil },
 	})
 	for auth, want := range map[string]int{

@@ -15,8 +15,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
@@ -187,19 +187,19 @@ func FuzzIntake(f *testing.F) {
 
 // checkEntriesReadable loads every entry under the prefix: whatever a
 // webhook wrote must not make an entry unreadable to the daemon and to apps.
-func checkEntriesReadable(t *testing.T, store *cache.Store, b redistest.Backend) {
+func checkEntriesReadable(t *testing.T, db *store.Store, b redistest.Backend) {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := b.Client.Keys(ctx, store.Keys().Instance("*")).Result()
+	keys, err := b.Client.Keys(ctx, db.Keys().Instance("*")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		id := strings.TrimSuffix(strings.TrimPrefix(k, strings.TrimSuffix(store.Keys().Instance(""), "}")), "}")
-		if _, err := store.Load(ctx, id); err != nil {
+		id := strings.TrimSuffix(strings.TrimPrefix(k, strings.TrimSuffix(db.Keys().Instance(""), "}")), "}")
+		if _, err := db.Load(ctx, id); err != nil {
 			t.Fatalf("entry %s cannot be read after the delivery: %v", id, err)
 		}
-		if _, err := store.Get(ctx, id); err != nil {
+		if _, err := db.Get(ctx, id); err != nil {
 			t.Fatalf("entry %s cannot be read after the delivery: %v", id, err)
 		}
 	}

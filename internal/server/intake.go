@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -56,7 +56,7 @@ const (
 type Intake struct {
 	Verifier *webhook.Verifier
 	Actions  webhook.Actions
-	Store    *cache.Store
+	Store    *store.Store
 	Work     *refresh.WorkSet
 	Log      *slog.Logger
 	// MaxBody caps a body in bytes; DefaultMaxBody if zero.
@@ -262,7 +262,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Action = plan.Action
 	digest := hex.EncodeToString(read.sum[:])
-	redecide := func(st cache.State) webhook.Plan {
+	redecide := func(st store.State) webhook.Plan {
 		p, _ := webhook.Decide(ev, in.Actions, &st) // refused above if it errs
 		return p
 	}

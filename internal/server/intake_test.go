@@ -22,6 +22,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
@@ -72,10 +73,10 @@ func seedDoc() *cache.Doc {
 
 // seedEntry writes the example instance's entry, fresh, fetched just after
 // its deploy.
-func seedEntry(t testing.TB, store *cache.Store) {
+func seedEntry(t testing.TB, db *store.Store) {
 	t.Helper()
 	e := cache.Entry{Doc: seedDoc(), Enabled: true, DeployedVersion: 3, FetchedAt: deployedAt.Add(time.Second)}
-	if _, err := store.Apply(context.Background(), exampleInstanceID, cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
+	if _, err := db.Apply(context.Background(), exampleInstanceID, cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e}); err != nil {
 		t.Fatalf("seed entry: %v", err)
 	}
 }
@@ -162,7 +163,7 @@ func mustUnchanged(t testing.TB, what string, before, after map[string]string) {
 // rig is an Intake on one backend, with what it observed.
 type rig struct {
 	b     redistest.Backend
-	store *cache.Store
+	store *store.Store
 	work  *refresh.WorkSet
 	in    *server.Intake
 
@@ -180,7 +181,7 @@ func newRig(t testing.TB, b redistest.Backend, secrets ...string) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{b: b}
-	r.store = cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+	r.store = store.New(b.Client, store.Options{Prefix: b.Prefix})
 	r.work = refresh.NewWorkSet(b.Client, r.store.Keys(), refresh.WorkSetOptions{})
 	r.in = &server.Intake{
 		Verifier: webhook.NewVerifier(secrets...),
@@ -691,8 +692,8 @@ func TestIntakeTargets(t *testing.T) {
 		if got := claimAll(t, r.work); len(got) != 1 || got[0] != refresh.CustomerDeleteJob(exampleCustomerID, exampleExternalID) {
 			t.Errorf("customer.deleted queued %v", got)
 		}
-		if _, err := r.store.Update(ctx, exampleInstanceID, cache.UpdateOnce{}, func(cache.State) *cache.Mutation {
-			return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true} // as the job would
+		if _, err := r.store.Update(ctx, exampleInstanceID, store.UpdateOptions{}, func(store.State) *store.Mutation {
+			return &store.Mutation{Kind: cache.ChangeDeleted, Delete: true} // as the job would
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 // TaskKind is what a queued task does.
@@ -48,7 +49,7 @@ type Plan struct {
 	NeedsEntry bool
 	// Write is the entry's write, nil for none: a stale mark, a toggle of
 	// the enabled flag, or a delete.
-	Write *cache.Mutation
+	Write *store.Mutation
 	// RerunIfRunning: a fetch of Instance in flight may have read Prismatic
 	// before this event's change, so it must run once more afterwards.
 	RerunIfRunning bool
@@ -78,7 +79,7 @@ func FetchPlan(ids ...string) Plan {
 // replay it under a header of their choice (instance.deleted, say). Such
 // an event is refused unless its type's action is to ignore it, as
 // webhook.test's is.
-func Decide(ev Event, actions Actions, st *cache.State) (Plan, error) {
+func Decide(ev Event, actions Actions, st *store.State) (Plan, error) {
 	p := Plan{Action: actions.For(ev.Type)}
 	if ev.TypeFromHeader && p.Action != ActionIgnore {
 		return Plan{}, fmt.Errorf("%w: the body has no event_type, and the %s header is not signed: "+
@@ -161,7 +162,7 @@ const (
 // dropped when ts is before the last one applied or before the start of the
 // fetch the document came from (the latest as-of time wins); nothing is
 // written over a tombstone.
-func DecideEntry(action Action, ts time.Time, st cache.State) (*cache.Mutation, string) {
+func DecideEntry(action Action, ts time.Time, st store.State) (*store.Mutation, string) {
 	if st.Tombstoned && action != ActionIgnore {
 		return nil, SkipDeleted
 	}
@@ -200,7 +201,7 @@ func DecideEntry(action Action, ts time.Time, st cache.State) (*cache.Mutation, 
 		if ts.After(e.UpdatedEventAt) {
 			next.UpdatedEventAt = ts
 		}
-		return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}, ""
+		return &store.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}, ""
 
 	case ActionEnable, ActionDisable:
 		if e.Doc == nil {
@@ -218,10 +219,10 @@ func DecideEntry(action Action, ts time.Time, st cache.State) (*cache.Mutation, 
 		doc.Enabled = on
 		next.Doc, next.Enabled = &doc, on
 		next.EnabledEventAt = ts
-		return &cache.Mutation{Kind: cache.ChangeEnabled, Entry: next}, ""
+		return &store.Mutation{Kind: cache.ChangeEnabled, Entry: next}, ""
 
 	case ActionDelete:
-		return &cache.Mutation{Kind: cache.ChangeDeleted, Delete: true}, ""
+		return &store.Mutation{Kind: cache.ChangeDeleted, Delete: true}, ""
 	}
 	return nil, ""
 }

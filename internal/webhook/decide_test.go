@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
+	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -15,15 +16,15 @@ var (
 	fetched  = deployed.Add(time.Minute)
 )
 
-func cached() cache.State {
+func cached() store.State {
 	at := deployed
-	return cache.State{Exists: true, Entry: cache.Entry{
+	return store.State{Exists: true, Entry: cache.Entry{
 		Doc:     &cache.Doc{ID: "i", Enabled: true, DeployedVersion: 3, LastDeployedAt: &at},
 		Enabled: true, DeployedVersion: 3, FetchedAt: fetched, Rev: 7,
 	}}
 }
 
-func with(f func(*cache.State)) cache.State {
+func with(f func(*store.State)) store.State {
 	st := cached()
 	f(&st)
 	return st
@@ -54,15 +55,15 @@ func TestDecideTable(t *testing.T) {
 		name      string
 		action    webhook.Action
 		ts        time.Time
-		st        cache.State
+		st        store.State
 		wantKind  cache.Change // "" = no write
 		wantFetch fetch
 		wantSkip  string
 		check     func(t *testing.T, e cache.Entry)
 	}{
 		{name: "deployed: fetch", action: webhook.ActionRefetch, ts: later, st: cached(), wantFetch: fetchNow},
-		{name: "deployed: fetch even when not cached", action: webhook.ActionRefetch, ts: later, st: cache.State{}, wantFetch: fetchNow},
-		{name: "deployed after delete: fetched all the same (the fetch writes nothing over a tombstone)", action: webhook.ActionRefetch, ts: later, st: cache.State{Tombstoned: true}, wantFetch: fetchNow},
+		{name: "deployed: fetch even when not cached", action: webhook.ActionRefetch, ts: later, st: store.State{}, wantFetch: fetchNow},
+		{name: "deployed after delete: fetched all the same (the fetch writes nothing over a tombstone)", action: webhook.ActionRefetch, ts: later, st: store.State{Tombstoned: true}, wantFetch: fetchNow},
 
 		{name: "updated: stale, rerun a fetch in flight", action: webhook.ActionStale, ts: later, st: cached(),
 			wantKind: cache.ChangeStale, wantFetch: fetchIfRunning,
@@ -75,7 +76,7 @@ func TestDecideTable(t *testing.T) {
 				}
 			}},
 		{name: "updated while fetches fail: fetch_failed stays, the update is kept as the prior reason", action: webhook.ActionStale, ts: later,
-			st: with(func(s *cache.State) {
+			st: with(func(s *store.State) {
 				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince, s.Entry.LastError = true, cache.StaleFetchFailed, fetched, "HTTP 502"
 			}),
 			wantKind: cache.ChangeStale, wantFetch: fetchIfRunning,
@@ -86,7 +87,7 @@ func TestDecideTable(t *testing.T) {
 			}},
 		{name: "updated before the deploy the entry holds: dropped", action: webhook.ActionStale, ts: deployed.Add(-time.Second), wantFetch: fetchIfRunning, st: cached(), wantSkip: webhook.SkipOlderThanDeploy},
 		{name: "updated again, later: stale_since kept", action: webhook.ActionStale, ts: later.Add(time.Hour),
-			st: with(func(s *cache.State) {
+			st: with(func(s *store.State) {
 				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince, s.Entry.UpdatedEventAt = true, cache.StaleUpdated, later, later
 			}),
 			wantKind: cache.ChangeStale, wantFetch: fetchIfRunning,
@@ -96,7 +97,7 @@ func TestDecideTable(t *testing.T) {
 				}
 			}},
 		{name: "updated on an undeployed_config entry keeps that label", action: webhook.ActionStale, ts: later,
-			st: with(func(s *cache.State) {
+			st: with(func(s *store.State) {
 				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince = true, cache.StaleUndeployed, fetched
 			}),
 			wantKind: cache.ChangeStale, wantFetch: fetchIfRunning,
@@ -106,13 +107,13 @@ func TestDecideTable(t *testing.T) {
 				}
 			}},
 		{name: "updated repeated: dropped", action: webhook.ActionStale, ts: later, wantFetch: fetchIfRunning,
-			st: with(func(s *cache.State) {
+			st: with(func(s *store.State) {
 				s.Entry.Stale, s.Entry.StaleReason, s.Entry.StaleSince, s.Entry.UpdatedEventAt = true, cache.StaleUpdated, later, later
 			}),
 			wantSkip: webhook.SkipOlderThanUpdate},
-		{name: "updated, not cached: only rerun a fetch in flight", action: webhook.ActionStale, ts: later, st: cache.State{},
+		{name: "updated, not cached: only rerun a fetch in flight", action: webhook.ActionStale, ts: later, st: store.State{},
 			wantFetch: fetchIfRunning, wantSkip: webhook.SkipNotCached},
-		{name: "updated after delete: nothing", action: webhook.ActionStale, ts: later, wantFetch: fetchIfRunning, st: cache.State{Tombstoned: true}, wantSkip: webhook.SkipDeleted},
+		{name: "updated after delete: nothing", action: webhook.ActionStale, ts: later, wantFetch: fetchIfRunning, st: store.State{Tombstoned: true}, wantSkip: webhook.SkipDeleted},
 
 		{name: "disabled: flag in place", action: webhook.ActionDisable, ts: later, st: cached(),
 			wantKind: cache.ChangeEnabled, wantFetch: fetchIfRunning,
@@ -122,7 +123,7 @@ func TestDecideTable(t *testing.T) {
 				}
 			}},
 		{name: "enabled: flag in place", action: webhook.ActionEnable, ts: later,
-			st:       with(func(s *cache.State) { s.Entry.Enabled, s.Entry.Doc.Enabled = false, false }),
+			st:       with(func(s *store.State) { s.Entry.Enabled, s.Entry.Doc.Enabled = false, false }),
 			wantKind: cache.ChangeEnabled, wantFetch: fetchIfRunning,
 			check: func(t *testing.T, e cache.Entry) {
 				if !e.Enabled || !e.Doc.Enabled {
@@ -130,15 +131,15 @@ func TestDecideTable(t *testing.T) {
 				}
 			}},
 		{name: "toggle older than the last toggle: dropped", action: webhook.ActionEnable, ts: later, wantFetch: fetchIfRunning,
-			st:       with(func(s *cache.State) { s.Entry.EnabledEventAt = later.Add(time.Second) }),
+			st:       with(func(s *store.State) { s.Entry.EnabledEventAt = later.Add(time.Second) }),
 			wantSkip: webhook.SkipOlderThanToggle},
 		{name: "toggle older than the fetch: dropped", action: webhook.ActionDisable, ts: fetched.Add(-time.Second), wantFetch: fetchIfRunning, st: cached(),
 			wantSkip: webhook.SkipOlderThanFetch},
-		{name: "toggle, not cached", action: webhook.ActionDisable, ts: later, st: cache.State{}, wantFetch: fetchIfRunning, wantSkip: webhook.SkipNotCached},
+		{name: "toggle, not cached", action: webhook.ActionDisable, ts: later, st: store.State{}, wantFetch: fetchIfRunning, wantSkip: webhook.SkipNotCached},
 
 		{name: "deleted: delete", action: webhook.ActionDelete, ts: later, st: cached(), wantKind: cache.ChangeDeleted},
-		{name: "deleted, not cached: still tombstoned", action: webhook.ActionDelete, ts: later, st: cache.State{}, wantKind: cache.ChangeDeleted},
-		{name: "deleted twice: nothing", action: webhook.ActionDelete, ts: later, st: cache.State{Tombstoned: true}, wantSkip: webhook.SkipDeleted},
+		{name: "deleted, not cached: still tombstoned", action: webhook.ActionDelete, ts: later, st: store.State{}, wantKind: cache.ChangeDeleted},
+		{name: "deleted twice: nothing", action: webhook.ActionDelete, ts: later, st: store.State{Tombstoned: true}, wantSkip: webhook.SkipDeleted},
 
 		{name: "ignored", action: webhook.ActionIgnore, ts: later, st: cached()},
 	} {

@@ -1,4 +1,4 @@
-package cache_test
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/internal/redistest"
+	"github.com/prismcache/prismcache/internal/store"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -28,7 +29,7 @@ func testDoc(id, ext, integration string, cvIDs ...string) *cache.Doc {
 	return d
 }
 
-func mustLoad(t *testing.T, s *cache.Store, id string) cache.State {
+func mustLoad(t *testing.T, s *store.Store, id string) store.State {
 	t.Helper()
 	st, err := s.Load(context.Background(), id)
 	if err != nil {
@@ -38,13 +39,13 @@ func mustLoad(t *testing.T, s *cache.Store, id string) cache.State {
 }
 
 // staleMark decides a stale mark (reason updated) that keeps the document.
-func staleMark(st cache.State) *cache.Mutation {
+func staleMark(st store.State) *store.Mutation {
 	next := st.Entry
 	next.Stale, next.StaleReason = true, cache.StaleUpdated
-	return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+	return &store.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
 }
 
-func mustApply(t *testing.T, s *cache.Store, id string, prev cache.Entry, m cache.Mutation) int64 {
+func mustApply(t *testing.T, s *store.Store, id string, prev cache.Entry, m store.Mutation) int64 {
 	t.Helper()
 	rev, err := s.Apply(context.Background(), id, prev, m)
 	if err != nil {
@@ -56,7 +57,7 @@ func mustApply(t *testing.T, s *cache.Store, id string, prev cache.Entry, m cach
 func TestStoreWriteReadAndPublish(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		sub := b.Client.Subscribe(ctx, s.Keys().Events())
 		defer sub.Close()
 		if _, err := sub.Receive(ctx); err != nil {
@@ -66,7 +67,7 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 
 		fetched := time.Date(2026, 11, 27, 9, 0, 0, 123456000, time.UTC)
 		e := cache.Entry{Doc: testDoc("inst1", "acme-001", "Salesforce", "cv1", "cv2"), Enabled: true, DeployedVersion: 3, FetchedAt: fetched}
-		rev := mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		rev := mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		if rev != 1 {
 			t.Fatalf("first write rev = %d, want 1", rev)
 		}
@@ -104,14 +105,14 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 		// Mark it stale, then fresh again: stale_since must go away.
 		stale := st.Entry
 		stale.Stale, stale.StaleSince, stale.StaleReason = true, fetched, cache.StaleUpdated
-		rev = mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeStale, Entry: stale})
+		rev = mustApply(t, s, "inst1", st.Entry, store.Mutation{Kind: cache.ChangeStale, Entry: stale})
 		if rev != 2 || b.Client.HGet(ctx, s.Keys().Instance("inst1"), "stale").Val() != "1" {
 			t.Fatalf("stale write: rev %d, stale %q", rev, b.Client.HGet(ctx, s.Keys().Instance("inst1"), "stale").Val())
 		}
 		st = mustLoad(t, s, "inst1")
 		fresh := st.Entry
 		fresh.Stale, fresh.StaleSince, fresh.StaleReason = false, time.Time{}, ""
-		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: fresh})
+		mustApply(t, s, "inst1", st.Entry, store.Mutation{Kind: cache.ChangeRefreshed, Entry: fresh})
 		if n := b.Client.HExists(ctx, s.Keys().Instance("inst1"), "stale_since").Val(); n {
 			t.Error("stale_since left behind after the entry turned fresh")
 		}
@@ -120,15 +121,15 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 
 func TestStoreConflictLeavesEntryAlone(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack"), DeployedVersion: 3}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 
 		// A writer that read the entry before it existed loses.
 		other := e
 		other.Doc = testDoc("inst1", "acme", "Slack")
 		other.Doc.Name = "lost update"
-		if _, err := s.Apply(context.Background(), "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: other}); !errors.Is(err, cache.ErrConflict) {
+		if _, err := s.Apply(context.Background(), "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: other}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("write with an old rev: err = %v, want ErrConflict", err)
 		}
 		st := mustLoad(t, s, "inst1")
@@ -141,9 +142,9 @@ func TestStoreConflictLeavesEntryAlone(t *testing.T) {
 func TestStoreDeleteLeavesTombstoneAndCleansIndexes(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix, TombstoneTTL: time.Hour})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix, TombstoneTTL: time.Hour})
 		e := cache.Entry{Doc: testDoc("inst1", "acme-001", "Salesforce", "cv1"), DeployedVersion: 3}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		if got, _ := s.InstanceForConfigVariable(ctx, "cv1"); got != "inst1" {
 			t.Fatalf("config variable index = %q, want inst1", got)
 		}
@@ -153,7 +154,7 @@ func TestStoreDeleteLeavesTombstoneAndCleansIndexes(t *testing.T) {
 		}
 
 		st := mustLoad(t, s, "inst1")
-		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeDeleted, Delete: true})
+		mustApply(t, s, "inst1", st.Entry, store.Mutation{Kind: cache.ChangeDeleted, Delete: true})
 		st = mustLoad(t, s, "inst1")
 		if st.Exists || !st.Tombstoned {
 			t.Fatalf("after delete: %+v", st)
@@ -168,8 +169,8 @@ func TestStoreDeleteLeavesTombstoneAndCleansIndexes(t *testing.T) {
 			t.Error("customer index still lists the deleted instance")
 		}
 		// Nothing brings it back, not even a writer that read the empty state.
-		_, err := s.Apply(ctx, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
-		if !errors.Is(err, cache.ErrTombstoned) {
+		_, err := s.Apply(ctx, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		if !errors.Is(err, store.ErrTombstoned) {
 			t.Fatalf("write over a tombstone: err = %v, want ErrTombstoned", err)
 		}
 		if mustLoad(t, s, "inst1").Exists {
@@ -181,13 +182,13 @@ func TestStoreDeleteLeavesTombstoneAndCleansIndexes(t *testing.T) {
 func TestStoreIndexFollowsCustomerAndConfigChanges(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "old-ext", "Slack", "cv1", "cv2")}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		st := mustLoad(t, s, "inst1")
 		next := st.Entry
 		next.Doc = testDoc("inst1", "new-ext", "Slack", "cv2", "cv3")
-		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: next})
+		mustApply(t, s, "inst1", st.Entry, store.Mutation{Kind: cache.ChangeRefreshed, Entry: next})
 
 		if b.Client.SIsMember(ctx, s.Keys().Customer("old-ext"), "inst1").Val() {
 			t.Error("old customer still indexes the instance")
@@ -206,7 +207,7 @@ func TestStoreIndexFollowsCustomerAndConfigChanges(t *testing.T) {
 func TestStoreSyncMarker(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		if ok, err := s.Synced(ctx); err != nil || ok {
 			t.Fatalf("Synced on an empty Redis = %v, %v", ok, err)
 		}
@@ -267,16 +268,16 @@ func TestParseEntryRejectsBadFields(t *testing.T) {
 func TestStoreKeepDocLeavesTheDocumentAlone(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		before := b.Client.HGet(ctx, s.Keys().Instance("inst1"), cache.FieldDoc).Val()
 		st := mustLoad(t, s, "inst1")
 		next := st.Entry
 		next.Stale, next.StaleReason = true, cache.StaleUpdated
 		next.Doc = testDoc("inst1", "acme", "Slack", "cv1")
 		next.Doc.Name = "must not be written"
-		mustApply(t, s, "inst1", st.Entry, cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true})
+		mustApply(t, s, "inst1", st.Entry, store.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true})
 		h := b.Client.HGetAll(ctx, s.Keys().Instance("inst1")).Val()
 		if h[cache.FieldDoc] != before || h[cache.FieldStale] != "1" || h[cache.FieldStaleReason] != cache.StaleUpdated {
 			t.Fatalf("KeepDoc write: doc changed %v, stale %q reason %q", h[cache.FieldDoc] != before, h[cache.FieldStale], h[cache.FieldStaleReason])
@@ -291,20 +292,20 @@ func TestStoreKeepDocLeavesTheDocumentAlone(t *testing.T) {
 func TestStoreUpdateWithoutDoc(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		fetched := time.Date(2026, 11, 27, 9, 0, 0, 5000, time.UTC)
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), Enabled: true, DeployedVersion: 3, FetchedAt: fetched,
 			UpdatedEventAt: fetched.Add(-time.Minute), LastError: "earlier failure"}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		full := mustLoad(t, s, "inst1")
 		docBefore := b.Client.HGet(ctx, s.Keys().Instance("inst1"), cache.FieldDoc).Val()
 
-		var seen []cache.State
-		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+		var seen []store.State
+		up, err := s.Update(ctx, "inst1", store.UpdateOptions{WithoutDoc: true}, func(st store.State) *store.Mutation {
 			seen = append(seen, st)
 			next := st.Entry
 			next.Stale, next.StaleReason, next.StaleSince = true, cache.StaleUpdated, fetched.Add(time.Second)
-			return &cache.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
+			return &store.Mutation{Kind: cache.ChangeStale, Entry: next, KeepDoc: true}
 		})
 		if err != nil || up.Mutation == nil {
 			t.Fatalf("update: %+v, %v", up, err)
@@ -331,13 +332,13 @@ func TestStoreUpdateWithoutDoc(t *testing.T) {
 		// decided again on the whole entry, and the write keeps every
 		// config variable.
 		seen = nil
-		_, err = s.Update(ctx, "inst1", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+		_, err = s.Update(ctx, "inst1", store.UpdateOptions{WithoutDoc: true}, func(st store.State) *store.Mutation {
 			seen = append(seen, st)
 			next := st.Entry
 			doc := *st.Entry.Doc
 			doc.Enabled = false
 			next.Doc, next.Enabled = &doc, false
-			return &cache.Mutation{Kind: cache.ChangeEnabled, Entry: next}
+			return &store.Mutation{Kind: cache.ChangeEnabled, Entry: next}
 		})
 		if err != nil || len(seen) != 2 || !seen[0].DocOmitted || seen[1].DocOmitted {
 			t.Fatalf("toggle: err %v, decided %d times (want 2: without, then with the document)", err, len(seen))
@@ -348,7 +349,7 @@ func TestStoreUpdateWithoutDoc(t *testing.T) {
 		}
 
 		// An instance not cached reads as not existing, with no document.
-		_, err = s.Update(ctx, "nope", cache.UpdateOnce{WithoutDoc: true}, func(st cache.State) *cache.Mutation {
+		_, err = s.Update(ctx, "nope", store.UpdateOptions{WithoutDoc: true}, func(st store.State) *store.Mutation {
 			if st.Exists || st.Entry.Doc != nil {
 				t.Errorf("missing entry read as %+v", st)
 			}
@@ -366,11 +367,11 @@ func TestStoreUpdateWithoutDoc(t *testing.T) {
 func TestStoreUpdateFromPriorState(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
-		markStale := func(revs *[]int64) func(cache.State) *cache.Mutation {
-			return func(st cache.State) *cache.Mutation {
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		markStale := func(revs *[]int64) func(store.State) *store.Mutation {
+			return func(st store.State) *store.Mutation {
 				*revs = append(*revs, st.Entry.Rev)
 				return staleMark(st)
 			}
@@ -378,14 +379,14 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 
 		prior := mustLoad(t, s, "inst1")
 		var revs []int64
-		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &prior}, markStale(&revs))
+		up, err := s.Update(ctx, "inst1", store.UpdateOptions{Prior: &prior}, markStale(&revs))
 		if err != nil || up.Rev != 2 || len(revs) != 1 || revs[0] != 1 {
 			t.Fatalf("current prior: rev %d, err %v, decided on revs %v (want once, on rev 1)", up.Rev, err, revs)
 		}
 
 		// prior is now out of date (rev 1; the entry is at rev 2).
 		revs = nil
-		up, err = s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &prior}, markStale(&revs))
+		up, err = s.Update(ctx, "inst1", store.UpdateOptions{Prior: &prior}, markStale(&revs))
 		if err != nil || up.Rev != 3 || len(revs) != 2 || revs[0] != 1 || revs[1] != 2 {
 			t.Fatalf("outdated prior: rev %d, err %v, decided on revs %v (want 1, then 2 after reading again)", up.Rev, err, revs)
 		}
@@ -394,7 +395,7 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 		// made on a prior that is out of date, it is made again on a fresh
 		// read. Here the prior says the entry does not exist; it does.
 		revs = nil
-		up, err = s.Update(ctx, "inst1", cache.UpdateOnce{Prior: &cache.State{}}, func(st cache.State) *cache.Mutation {
+		up, err = s.Update(ctx, "inst1", store.UpdateOptions{Prior: &store.State{}}, func(st store.State) *store.Mutation {
 			revs = append(revs, st.Entry.Rev)
 			if !st.Exists {
 				return nil
@@ -412,12 +413,12 @@ func TestStoreUpdateFromPriorState(t *testing.T) {
 func TestStoreUpdateAlongside(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
-		s := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		s := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		e := cache.Entry{Doc: testDoc("inst1", "acme", "Slack", "cv1"), DeployedVersion: 3}
-		mustApply(t, s, "inst1", cache.Entry{}, cache.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
+		mustApply(t, s, "inst1", cache.Entry{}, store.Mutation{Kind: cache.ChangeRefreshed, Entry: e})
 		mark := staleMark
 		boom := errors.New("work set unavailable")
-		_, err := s.Update(ctx, "inst1", cache.UpdateOnce{Sum: "abc", Window: time.Minute, Alongside: func() error { return boom }}, mark)
+		_, err := s.Update(ctx, "inst1", store.UpdateOptions{Sum: "abc", Window: time.Minute, Alongside: func() error { return boom }}, mark)
 		if !errors.Is(err, boom) {
 			t.Fatalf("failing Alongside: err %v, want %v", err, boom)
 		}
@@ -425,7 +426,7 @@ func TestStoreUpdateAlongside(t *testing.T) {
 			t.Fatalf("after a failing Alongside the entry was written: rev %d stale %v", st.Entry.Rev, st.Entry.Stale)
 		}
 		ran := false
-		up, err := s.Update(ctx, "inst1", cache.UpdateOnce{Sum: "abc", Window: time.Minute, Alongside: func() error { ran = true; return nil }}, mark)
+		up, err := s.Update(ctx, "inst1", store.UpdateOptions{Sum: "abc", Window: time.Minute, Alongside: func() error { ran = true; return nil }}, mark)
 		if err != nil || !ran || up.Rev != 2 || up.Duplicate {
 			t.Fatalf("retry: %+v, err %v, Alongside ran %v; want written at rev 2", up, err, ran)
 		}

@@ -1,6 +1,10 @@
-package cache
+package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+)
 
 // EntryView is the JSON form of an entry that prismcache's CLI and admin API
 // print: the public fields of the hash, decoded.
@@ -17,11 +21,11 @@ type EntryView struct {
 	FetchedAt        *time.Time `json:"fetchedAt,omitempty"`
 	Rev              int64      `json:"rev"`
 	LastError        string     `json:"lastError,omitempty"`
-	Doc              *Doc       `json:"doc"`
+	Doc              *cache.Doc `json:"doc"`
 }
 
 // View returns the entry's JSON form.
-func (e Entry) View() EntryView {
+func View(e cache.Entry) EntryView {
 	v := EntryView{
 		Stale: e.Stale, StaleReason: e.StaleReason, PriorStaleReason: e.PriorStaleReason, Enabled: e.Enabled,
 		DeployedVersion: e.DeployedVersion, Rev: e.Rev, LastError: e.LastError, Doc: e.Doc,

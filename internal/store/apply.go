@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/prismcache/prismcache/cache"
+)
+
+// Apply writes m to the entry of instance id if its rev is still prev.Rev
+// (0 when the entry did not exist), publishes the change, and keeps the
+// lookup indexes in step. It returns the entry's new rev, ErrConflict when
+// the entry changed since it was read, or ErrTombstoned when the instance
+// was deleted. prev is the entry the mutation was decided on, so that index
+// rows it no longer needs are removed.
+func (s *Store) Apply(ctx context.Context, id string, prev cache.Entry, m Mutation) (int64, error) {
+	return s.apply(ctx, id, prev, m, "", 0)
+}
+
+// applyCall is one call of the apply script, its arguments named.
+type applyCall struct {
+	entry, tombstone, dedup string // keys; dedup "" for none
+	expectedRev             int64
+	delete                  bool
+	tombstoneTTL            time.Duration
+	tombstoneValue          string
+	channel                 string
+	message                 []byte
+	dedupTTL                time.Duration
+	set                     map[string]string
+	del                     []string
+}
+
+// applyReply is what the apply script answered.
+type applyReply struct {
+	// status: 1 written, 0 rev mismatch, -1 tombstoned, -2 duplicate.
+	status int64
+	rev    int64
+}
+
+func (c applyCall) run(ctx context.Context, s *Store) (applyReply, error) {
+	keys := []string{c.entry, c.tombstone}
+	if c.dedup != "" {
+		keys = append(keys, c.dedup)
+	}
+	mode := "set"
+	if c.delete {
+		mode = "delete"
+	}
+	args := make([]any, 0, 8+2*len(c.set)+len(c.del))
+	args = append(args, c.expectedRev, mode, c.tombstoneTTL.Milliseconds(), c.tombstoneValue, c.channel, c.message,
+		c.dedupTTL.Milliseconds(), len(c.set))
+	for k, v := range c.set {
+		args = append(args, k, v)
+	}
+	for _, k := range c.del {
+		args = append(args, k)
+	}
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return applyReply{}, err
+	}
+	if len(res) != 2 {
+		return applyReply{}, fmt.Errorf("unexpected script reply %v", res)
+	}
+	return applyReply{status: res[0], rev: res[1]}, nil
+}
+
+func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutation, sum string, window time.Duration) (int64, error) {
+	// The write is a compare-and-set on prev.Rev, and every write adds one
+	// to the rev: the message can carry the rev the write will give, so it
+	// is built here, whole, and the script publishes it as it is.
+	msg := cache.Message{ID: id, Change: m.Kind, Rev: prev.Rev + 1}
+	if !m.Delete {
+		msg.DeployedVersion = m.Entry.DeployedVersion
+	}
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return 0, fmt.Errorf("apply %s: %w", id, err)
+	}
+	call := applyCall{
+		entry: s.keys.Instance(id), tombstone: s.keys.Tombstone(id),
+		expectedRev: prev.Rev, delete: m.Delete, tombstoneTTL: s.tombstone,
+		tombstoneValue: time.Now().UTC().Format(time.RFC3339Nano),
+		channel:        s.keys.Events(), message: body, dedupTTL: window,
+	}
+	if sum != "" {
+		call.dedup = s.keys.InstanceDedup(id, sum)
+	}
+	if !m.Delete {
+		// A mutation that keeps the stored document (a stale mark, a failed
+		// fetch) leaves the doc field as it is: no encoding, and a small
+		// write instead of the whole document.
+		keepDoc := m.KeepDoc && prev.Rev > 0
+		if call.set, call.del, err = fields(m.Entry, !keepDoc); err != nil {
+			return 0, fmt.Errorf("apply %s: %w", id, err)
+		}
+	}
+	reply, err := call.run(ctx, s)
+	if err != nil {
+		return 0, fmt.Errorf("apply %s: %w", id, err)
+	}
+	switch reply.status {
+	case 0:
+		return reply.rev, ErrConflict
+	case -1:
+		return reply.rev, ErrTombstoned
+	case -2:
+		return reply.rev, ErrDuplicate
+	}
+	if reply.rev != msg.Rev {
+		return reply.rev, fmt.Errorf("apply %s: the write gave rev %d, its message said %d", id, reply.rev, msg.Rev)
+	}
+	if err := s.reindex(ctx, id, prev.Doc, m); err != nil {
+		return reply.rev, fmt.Errorf("%w: %v", ErrIndex, err)
+	}
+	return reply.rev, nil
+}
+
+// reindex brings the lookup indexes in step with a write that succeeded. The
+// indexes live in other slots than the entry, so they are written after it;
+// lookups check every row against the entry, so a row left behind by a crash
+// between the two writes is never served (see docs/redis.md).
+func (s *Store) reindex(ctx context.Context, id string, prev *cache.Doc, m Mutation) error {
+	var next *cache.Doc
+	if !m.Delete {
+		next = m.Entry.Doc
+	}
+	if (m.Kind == cache.ChangeStale || m.Kind == cache.ChangeEnabled) && sameIndexRows(prev, next) {
+		// A stale mark or a toggle moves no index row. Fetch writes always
+		// rewrite theirs, which repairs rows a crash between the entry's
+		// write and the index's left missing.
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	if prev != nil {
+		if next == nil || prev.Customer.ExternalID != next.Customer.ExternalID || prev.Integration.Name != next.Integration.Name {
+			if prev.Customer.ExternalID != "" {
+				pipe.SRem(ctx, s.keys.Customer(prev.Customer.ExternalID), id)
+				pipe.SRem(ctx, s.keys.CustomerIntegration(prev.Customer.ExternalID, prev.Integration.Name), id)
+			}
+		}
+		kept := configIDs(next)
+		for _, cv := range prev.Config {
+			if cv.ID == "" {
+				continue
+			}
+			if _, ok := kept[cv.ID]; !ok {
+				pipe.Del(ctx, s.keys.ConfigVariable(cv.ID))
+			}
+		}
+	}
+	if next != nil {
+		if next.Customer.ExternalID != "" {
+			pipe.SAdd(ctx, s.keys.Customer(next.Customer.ExternalID), id)
+			pipe.SAdd(ctx, s.keys.CustomerIntegration(next.Customer.ExternalID, next.Integration.Name), id)
+		}
+		for _, cv := range next.Config {
+			if cv.ID != "" {
+				pipe.Set(ctx, s.keys.ConfigVariable(cv.ID), id, 0)
+			}
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index %s: %w", id, err)
+	}
+	return nil
+}
+
+// sameIndexRows reports whether two documents need the same index rows.
+func sameIndexRows(a, b *cache.Doc) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Customer.ExternalID != b.Customer.ExternalID || a.Integration.Name != b.Integration.Name || len(a.Config) != len(b.Config) {
+		return false
+	}
+	ids := configIDs(a)
+	for _, cv := range b.Config {
+		if _, ok := ids[cv.ID]; !ok && cv.ID != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func configIDs(d *cache.Doc) map[string]struct{} {
+	if d == nil {
+		return nil
+	}
+	ids := make(map[string]struct{}, len(d.Config))
+	for _, cv := range d.Config {
+		if cv.ID != "" {
+			ids[cv.ID] = struct{}{}
+		}
+	}
+	return ids
+}
