@@ -223,20 +223,28 @@ export async function killSubscriber(c: RedisClient, name: string): Promise<void
 }
 
 /**
- * Wraps a client so that each HGETALL's reply waits at a gate the test opens,
+ * Wraps a client so that HGETALL waits at a gate the test opens — before the
+ * command is sent (hold("send")) or after its reply came (hold("reply")) —
  * and counts them. Everything else goes to the real client.
  */
-export function gated(real: RedisClient): { client: RedisClient; reads: () => number; hold: () => void; release: () => void } {
+export function gated(real: RedisClient): {
+  client: RedisClient;
+  reads: () => number;
+  hold: (where: "send" | "reply") => void;
+  release: () => void;
+} {
   let reads = 0;
-  let gate: Promise<void> | undefined;
+  let gate: { where: "send" | "reply"; open: Promise<void> } | undefined;
   let open: (() => void) | undefined;
   const client = new Proxy(real, {
     get(target, p) {
       if (p === "hGetAll") {
         return async (key: string) => {
           reads++;
+          const g = gate;
+          if (g?.where === "send") await g.open;
           const r = await target.hGetAll(key);
-          if (gate) await gate;
+          if (g?.where === "reply") await g.open;
           return r;
         };
       }
@@ -247,8 +255,8 @@ export function gated(real: RedisClient): { client: RedisClient; reads: () => nu
   return {
     client,
     reads: () => reads,
-    hold: () => {
-      gate = new Promise((r) => (open = r));
+    hold: (where) => {
+      gate = { where, open: new Promise((r) => (open = r)) };
     },
     release: () => {
       gate = undefined;

@@ -88,7 +88,7 @@ test("a read that raced with a message for its id is returned but not kept", asy
   await s.daemon.write(a, makeDoc(a, { config: { k: { value: "old" } } }));
   await waitFor("the write's message", () => s.reader.stats().invalidations >= 1);
 
-  g.hold();
+  g.hold("reply");
   const reads = g.reads();
   const slow = s.reader.get(a); // reads "old", then waits at the gate
   await waitFor("the read to be sent", () => g.reads() > reads);
@@ -107,7 +107,7 @@ test("concurrent reads of one id share one Redis read", async (t) => {
   const a = id(4);
   await s.daemon.write(a, makeDoc(a));
   await waitFor("the write's message", () => s.reader.stats().invalidations >= 1);
-  g.hold();
+  g.hold("send");
   const before = g.reads();
   const all = Array.from({ length: 20 }, () => s.reader.get(a));
   await waitFor("the read to be sent", () => g.reads() > before);
