@@ -111,7 +111,7 @@ export class Reader {
   #dropSub: ((why: Error) => void) | undefined;
   #wakeLoop: (() => void) | undefined;
   #loop: Promise<void>;
-  #subscribedWaiters: Array<() => void> = [];
+  #subscribedWaiters: Array<(err?: Error) => void> = [];
 
   constructor(opts: ReaderOptions) {
     if ((opts.client === undefined) === (opts.sentinel === undefined)) {
@@ -154,14 +154,22 @@ export class Reader {
    * timeoutMs (no timeout when omitted). Until then every read goes to Redis.
    */
   subscribed(timeoutMs?: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new ReaderClosedError("subscribed"));
     if (this.#epoch % 2 === 1) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t =
-        timeoutMs === undefined ? undefined : setTimeout(() => reject(new UnavailableError("subscribe", new Error(`not subscribed after ${timeoutMs} ms`))), timeoutMs);
-      this.#subscribedWaiters.push(() => {
+      const waiter = (err?: Error) => {
         if (t) clearTimeout(t);
-        resolve();
-      });
+        if (err) reject(err);
+        else resolve();
+      };
+      const t =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.#subscribedWaiters = this.#subscribedWaiters.filter((w) => w !== waiter);
+              reject(new UnavailableError("subscribe", new Error(`not subscribed after ${timeoutMs} ms`)));
+            }, timeoutMs);
+      this.#subscribedWaiters.push(waiter);
     });
   }
 
@@ -248,6 +256,9 @@ export class Reader {
     this.#watchers.clear();
     this.#dropSub?.(new Error("reader closed"));
     this.#wakeLoop?.();
+    const waiters = this.#subscribedWaiters;
+    this.#subscribedWaiters = [];
+    for (const f of waiters) f(new ReaderClosedError("subscribed"));
     await this.#topo.close();
     await this.#loop;
   }
