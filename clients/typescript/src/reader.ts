@@ -2,7 +2,7 @@
 // else from Redis; the change feed keeps the copies correct.
 
 import { performance } from "node:perf_hooks";
-import { DEFAULT_PREFIX, Keys, parseEntry, parseMessage, type ChangeType, type Entry, type FeedMessage } from "./entry.js";
+import { DEFAULT_PREFIX, Keys, parseEntry, parseMessage, type Entry, type FeedMessage } from "./entry.js";
 import { ReaderClosedError, UnavailableError } from "./errors.js";
 import { Tier, type TierItem } from "./tier.js";
 import { ClientTopology, SentinelTopology, type Logger, type RedisClient, type SentinelOptions, type Topology } from "./topology.js";
@@ -538,5 +538,3 @@ export class Reader {
     this.#invalidate(m);
   }
 }
-
-export type { ChangeType };

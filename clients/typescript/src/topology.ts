@@ -102,11 +102,6 @@ export class SentinelTopology implements Topology {
     this.#log = log;
   }
 
-  /** The master's address as last resolved, for logs and tests. */
-  get master(): string | undefined {
-    return this.#master && addrString(this.#master);
-  }
-
   async data(): Promise<RedisClient> {
     if (this.#closed) throw new UnavailableError("read", new Error("closed"));
     if (this.#data?.isReady) return this.#data;
