@@ -371,7 +371,7 @@ export class Reader {
     if (p) p.gen++;
     this.#flights.delete(m.id);
     this.#stats.invalidations++;
-    this.#onInvalidate?.(m.id);
+    this.#notify(m.id);
     const set = this.#watchers.get(m.id);
     if (set) for (const w of set) w.message(m);
   }
@@ -417,7 +417,16 @@ export class Reader {
 
   #flushed(reason: FlushReason): void {
     this.#stats.flushes[reason]++;
-    this.#onInvalidate?.(null);
+    this.#notify(null);
+  }
+
+  /** Calls onInvalidate; what it throws is logged, never let into the subscription. */
+  #notify(id: string | null): void {
+    try {
+      this.#onInvalidate?.(id);
+    } catch (err) {
+      this.#log.warn("prismcache reader: onInvalidate threw", { id, err: String(err) });
+    }
   }
 
   #masterSwitched(from: string, to: string): void {

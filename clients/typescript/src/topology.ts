@@ -178,7 +178,7 @@ export class SentinelTopology implements Topology {
         this.#noteMaster(addr);
         return addr;
       } catch (err) {
-        last = err;
+        last = err instanceof UnavailableError && err.cause instanceof Error ? err.cause : err;
       } finally {
         c.destroy();
       }
