@@ -13,7 +13,7 @@ GENERATED := graphql/generated.go internal/prismaticsim/gqlserver
 RACE := $(shell CGO_ENABLED=1 $(GO) env CC >/dev/null 2>&1 && command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null 2>&1 && echo -race)
 export CGO_ENABLED := $(if $(RACE),1,$(shell $(GO) env CGO_ENABLED))
 
-.PHONY: help build run test generate lint bench bench-hostile fuzz chaos clean
+.PHONY: help build run test test-ts generate lint bench bench-hostile fuzz chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: ## run every test (against miniredis; also against real Redis when REDIS_U
 	@if [ -z "$(RACE)" ]; then echo "note: no C compiler for cgo, so the tests run without -race"; fi
 	@if [ -z "$$REDIS_URL" ]; then echo "note: REDIS_URL is not set, so the Redis suites run against miniredis only"; fi
 	$(GO) test $(RACE) -count=1 -timeout 10m $(PKGS)
+
+test-ts: ## the TypeScript reader's tests (clients/typescript; Node 20+; against real Redis when REDIS_URL is set)
+	cd clients/typescript && npm ci && npm test
 
 generate: ## regenerate the GraphQL client (graphql/generated.go) and the simulator's server (internal/prismaticsim/gqlserver) from schema.graphql
 	$(GO) generate ./...
