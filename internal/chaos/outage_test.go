@@ -251,7 +251,10 @@ type persistentRedis struct {
 func startPersistentRedis(t *testing.T, dir string) *persistentRedis {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatal("redis-server is not installed; install it (Debian: apt-get install redis-server) to run the chaos tests")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed, and CI must run the chaos tests")
+		}
+		t.Skip("redis-server is not installed; install it (Debian: apt-get install redis-server) to run the chaos tests")
 	}
 	port := freePort(t)
 	r := &persistentRedis{bin: bin, dir: filepath.Join(dir, "redis"), port: port, url: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
