@@ -41,7 +41,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	reserveHeap()
 	if cfg.DebugListen != "" {
 		_, stop, err := startDebug(cfg.DebugListen, log)
 		if err != nil {
