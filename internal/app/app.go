@@ -35,8 +35,13 @@ type App struct {
 	// Log receives the daemon's log lines; discarded if nil.
 	Log *slog.Logger
 	// Redis, when set, is used instead of a client opened from
-	// Config.RedisURL; the caller keeps ownership of it.
+	// Config.RedisURL; the caller keeps ownership of it, and batching its
+	// commands (--redis-batching) is the caller's to install: Batcher.
 	Redis redis.UniversalClient
+	// Batcher, with Redis, is the batcher the caller installed on it, if any
+	// (its counts are exported); with a client of the App's own, the App
+	// installs one when Config.RedisBatching says so and sets it here.
+	Batcher *redisbatch.Batcher
 	// Listener, when set, is served instead of listening on Config.Listen.
 	Listener net.Listener
 	// HTTPClient, when set, carries the GraphQL requests.
@@ -133,9 +138,12 @@ func (a *App) Start(ctx context.Context) error {
 		a.closeRedis()
 		return fmt.Errorf("redis at %s does not answer: %w", redactURL(cfg.RedisURL), err)
 	}
-	if cfg.RedisBatching {
-		b := redisbatch.Install(a.rdb)
-		registerBatchMetrics(a.Registry, b)
+	switch {
+	case a.ownRedis && cfg.RedisBatching:
+		a.Batcher = redisbatch.Install(a.rdb)
+		registerBatchMetrics(a.Registry, a.Batcher)
+	case a.Batcher != nil:
+		registerBatchMetrics(a.Registry, a.Batcher)
 	}
 	a.store = store.New(a.rdb, store.Options{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
 	shards, changed, err := refresh.RecordedShards(pingCtx, a.rdb, a.store.Keys(), cfg.WorkShards)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/redisbatch"
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/store"
@@ -88,6 +90,25 @@ func startE2E(t *testing.T, b redistest.Backend, opts e2eOptions) *harness {
 	return h
 }
 
+// batchers holds the one batcher installed on each client the tests hand to
+// daemons: a client gets one batcher however many daemons share it, as
+// prismcache serve's own client does.
+var (
+	batchersMu sync.Mutex
+	batchers   = map[redis.UniversalClient]*redisbatch.Batcher{}
+)
+
+func batcherOf(rdb redis.UniversalClient) *redisbatch.Batcher {
+	batchersMu.Lock()
+	defer batchersMu.Unlock()
+	b, ok := batchers[rdb]
+	if !ok {
+		b = redisbatch.Install(rdb)
+		batchers[rdb] = b
+	}
+	return b
+}
+
 // startReplica starts one daemon against the simulator at simURL and the
 // backend's Redis, closed when the test ends.
 func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOptions) *app.App {
@@ -110,7 +131,7 @@ func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOpti
 	if rdb == nil {
 		rdb = b.Client
 	}
-	a := &app.App{Config: cfg, Redis: rdb, Listener: ln, Log: opts.log, Registry: opts.registry, OnResult: opts.onResult}
+	a := &app.App{Config: cfg, Redis: rdb, Batcher: batcherOf(rdb), Listener: ln, Log: opts.log, Registry: opts.registry, OnResult: opts.onResult}
 	if opts.ownClient {
 		a.Redis, a.Config.RedisURL = nil, b.URL
 	}

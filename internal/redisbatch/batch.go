@@ -67,24 +67,14 @@ type call struct {
 	batch []*call
 }
 
-var (
-	installMu sync.Mutex
-	installed = map[redis.UniversalClient]*Batcher{}
-)
-
-// Install adds a Batcher to rdb's hooks, once per client: a second Install
-// on the same client returns the first Batcher and changes nothing. Commands
-// that block the connection (the B… list and stream reads, WAIT, pub/sub)
-// are never batched.
+// Install adds a Batcher to rdb's hooks and returns it. Call it once per
+// client, from whoever owns the client: a second Batcher on one client
+// would batch the first one's pipelines' commands again. Commands that block
+// the connection (the B… list and stream reads, WAIT, pub/sub) are never
+// batched.
 func Install(rdb redis.UniversalClient) *Batcher {
-	installMu.Lock()
-	defer installMu.Unlock()
-	if b, ok := installed[rdb]; ok {
-		return b
-	}
 	b := &Batcher{rdb: rdb}
 	rdb.AddHook(b)
-	installed[rdb] = b
 	return b
 }
 
