@@ -166,7 +166,7 @@ func (c *Config) readSecretFiles() error {
 		set      func(string)
 		hasValue bool
 	}{
-		{"webhook-secret", c.WebhookSecretFile, func(v string) { _ = listValue{&c.WebhookSecrets}.Set(v) }, len(c.WebhookSecrets) > 0},
+		{"webhook-secret", c.WebhookSecretFile, func(v string) { _ = listValue{p: &c.WebhookSecrets}.Set(v) }, len(c.WebhookSecrets) > 0},
 		{"admin-token", c.AdminTokenFile, func(v string) { c.AdminToken = v }, c.AdminToken != ""},
 		{"prismatic-token", c.PrismaticTokenFile, func(v string) { c.PrismaticToken = v }, c.PrismaticToken != ""},
 		{"prismatic-refresh-token", c.PrismaticRefreshTokenFile, func(v string) { c.PrismaticRefreshToken = v }, c.PrismaticRefreshToken != ""},
