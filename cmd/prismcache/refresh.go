@@ -36,7 +36,7 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage
 	}
 	if token == "" {
-		return fmt.Errorf("no admin token: pass --admin-token or set PRISMCACHE_ADMIN_TOKEN")
+		return fmt.Errorf("no admin token: pass --admin-token or set PRISMCACHE_ADMIN_TOKEN to the daemon's admin token (prismcache dev prints one)")
 	}
 	q := url.Values{}
 	if !wait {
@@ -50,7 +50,7 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if status >= 300 {
-		return fmt.Errorf("%s", errorMessage(body, status))
+		return fmt.Errorf("%s%s", errorMessage(body, status), adminHint(status, body))
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, body, "", "  ") == nil {
@@ -87,6 +87,17 @@ func errorMessage(body []byte, status int) string {
 		return fmt.Sprintf("%s (HTTP %d)", e.Error, status)
 	}
 	return fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(body)))
+}
+
+// adminHint says what to do about an admin API refusal, or "".
+func adminHint(status int, body []byte) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "; the token is not the daemon's --admin-token: pass the right one with --admin-token or PRISMCACHE_ADMIN_TOKEN"
+	case status == http.StatusNotFound && strings.Contains(string(body), "no route"):
+		return "; if the daemon runs with --admin-listen, the admin API is on that address: pass it as --url (or PRISMCACHE_URL)"
+	}
+	return ""
 }
 
 func envOr(name, def string) string {

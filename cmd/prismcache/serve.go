@@ -37,29 +37,42 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"Runs the daemon: receives Prismatic's webhooks and keeps each instance's deployed config in Redis.\nSettings come from the defaults, then --config's file, then the environment, then flags.",
 		"PRISMCACHE_WEBHOOK_SECRET=… PRISMATIC_REFRESH_TOKEN=… prismcache serve --redis-url redis://10.0.0.5:6379/0",
 		args, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) && jsonLogs(stderr, cfg.LogFormat) {
+		// A collector reading JSON gets the refusal as JSON too.
+		newLogger(stderr, cfg.LogLevel, cfg.LogFormat).Error("cannot start", "err", err)
+		return reported(err)
+	}
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	// From here on every line goes through log, go-redis's own included,
+	// so that in JSON mode each one is JSON.
+	app.RouteRedisLogs(log)
 	reserveHeap()
 	if cfg.DebugListen != "" {
 		_, stop, err := startDebug(cfg.DebugListen, log)
 		if err != nil {
-			return fmt.Errorf("debug-listen: %w", err)
+			log.Error("cannot start", "err", fmt.Errorf("debug-listen: %w", err))
+			return reported(err)
 		}
 		defer stop()
 	}
-	a := &app.App{Config: cfg, Log: log, Version: version}
+	a := &app.App{Config: cfg, Log: log, Version: buildVersion()}
 	if err := a.Start(ctx); err != nil {
-		return err
+		log.Error("cannot start", "err", err)
+		return reported(err)
 	}
 	<-ctx.Done()
 	log.Info("shutting down: no new webhooks; fetches in flight may finish", "deadline", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = a.Close(sctx)
+	if err := a.Close(sctx); err != nil {
+		log.Error("stopped with errors", "err", err)
+		return reported(err)
+	}
 	log.Info("stopped")
-	return err
+	return nil
 }
 
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -86,7 +86,20 @@ func runSimTrigger(ctx context.Context, args []string, stdout, stderr io.Writer)
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	fmt.Fprintf(stdout, "%s → %s: HTTP %d\n%s\n", s.Type, u, resp.StatusCode, strings.TrimSpace(string(answer)))
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("the daemon answered HTTP %d", resp.StatusCode)
+		return fmt.Errorf("the daemon answered HTTP %d%s", resp.StatusCode, triggerHint(resp.StatusCode, secret != "", u.String()))
 	}
 	return nil
+}
+
+// triggerHint says what to do about a refused webhook, or "".
+func triggerHint(status int, signed bool, target string) string {
+	switch {
+	case (status == http.StatusUnauthorized || status == http.StatusForbidden) && !signed:
+		return ": it was sent unsigned; pass --secret or set PRISMCACHE_WEBHOOK_SECRET to the daemon's webhook secret (prismcache dev prints it)"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ": the signature does not match; --secret (or PRISMCACHE_WEBHOOK_SECRET) is not one of the daemon's --webhook-secret values"
+	case status == http.StatusNotFound:
+		return ": no webhook route at " + target + "; is --url the daemon's address (its --listen, not --admin-listen)?"
+	}
+	return ""
 }

@@ -197,7 +197,7 @@ func (c *Config) Validate() error {
 	if c.AdminListen != "" {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 			bad("admin-listen", c.AdminListen, "want host:port, e.g. 127.0.0.1:9090, or empty to serve the admin routes on --listen")
-		} else if c.AdminListen == c.Listen {
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			bad("admin-listen", c.AdminListen, "want an address other than --listen's, or empty to serve the admin routes on --listen")
 		}
 	}

@@ -96,7 +96,7 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string) (Conf
 
 func load(fs *flag.FlagSet, args []string, getenv func(string) string, c Config) (Config, error) {
 	var path string
-	fs.StringVar(&path, "config", "", "configuration file: one name = value per line, names as the flags (env PRISMCACHE_CONFIG)")
+	fs.StringVar(&path, "config", "", "`path` of a configuration file: one name = value per line, names as the flags (env PRISMCACHE_CONFIG)")
 	c.RegisterFlags(fs)
 	path = configPath(args, getenv("PRISMCACHE_CONFIG"))
 	if path != "" {
