@@ -17,9 +17,13 @@ import (
 // long to finish before their ids are handed back to the work set.
 const shutdownTimeout = 30 * time.Second
 
-// loadConfig reads the layered configuration for serve and check-config.
-func loadConfig(name, synopsis, example string, args []string, stderr io.Writer) (config.Config, error) {
+// loadConfig reads the layered configuration for serve and check-config;
+// extra, when set, adds the command's own flags.
+func loadConfig(name, synopsis, example string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config.Config, error) {
 	fs := newFlagSet(name, synopsis, example, stderr)
+	for _, add := range extra {
+		add(fs)
+	}
 	cfg, err := config.Load(fs, args, os.Getenv)
 	switch {
 	case err == nil:
@@ -76,10 +80,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var online bool
 	cfg, err := loadConfig("check-config [flags]",
-		"Prints the configuration prismcache serve would run with — defaults, file, environment and flags\nlayered — with secrets masked and where each value came from, then checks it. Exits 1 when invalid.",
-		"prismcache check-config --config /etc/prismcache/prismcache.conf",
-		args, stderr)
+		"Prints the configuration prismcache serve would run with — defaults, file, environment and flags\nlayered — with secrets masked and where each value came from, then checks it. Exits 1 when invalid.\n"+
+			"With --online it also signs in to the configured Prismatic API, runs one cheap query, reads the\n"+
+			"API's schema (introspection) and checks every operation prismcache sends against it, naming each\n"+
+			"field whose type differs from the schema.graphql this binary was built with; exits 1 if any does.",
+		"prismcache check-config --config /etc/prismcache/prismcache.conf --online",
+		args, stderr, func(fs *flag.FlagSet) {
+			fs.BoolVar(&online, "online", false, "also check the Prismatic API: the token, one query, and its schema against every operation prismcache sends")
+		})
 	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
 		return err
 	}
@@ -88,5 +98,8 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	fmt.Fprintln(stdout, "# configuration is valid")
+	if online {
+		return checkOnline(ctx, cfg, stdout)
+	}
 	return nil
 }

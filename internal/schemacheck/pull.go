@@ -69,9 +69,10 @@ func Pull(name, current string, live *ast.Schema, pulled string) (PullResult, er
 	case i >= 0:
 		header[i] = pulled
 	default:
-		end := len(header)
-		for end > 0 && header[end-1] == "" {
-			end--
+		// At the end of the header's first block of comments.
+		end := slices.Index(header, "")
+		if end < 0 {
+			end = len(header)
 		}
 		header = slices.Insert(header, end, "#", pulled)
 	}
