@@ -336,3 +336,13 @@ func redactURL(s string) string {
 	}
 	return u.Redacted()
 }
+
+// EnvVars lists the environment variable of every setting, and
+// PRISMCACHE_CONFIG: what a deployment may set.
+func (c *Config) EnvVars() []string {
+	out := []string{"PRISMCACHE_CONFIG"}
+	for _, s := range c.settings() {
+		out = append(out, s.env)
+	}
+	return out
+}
