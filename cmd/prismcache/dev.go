@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,7 +58,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return errUsage
 	}
-	log := newLogger(stderr, logLevel, "text")
+	log := slog.New(devHandler{newLogger(stderr, logLevel, "text").Handler()})
 	app.RouteRedisLogs(log)
 
 	// Embedded Redis. miniredis does not expire keys by itself; advancing
@@ -132,6 +133,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "\nshutting down")
 	return nil
 }
+
+// devHandler leaves out the daemon's warning that it cannot read Redis's
+// eviction policy: the embedded miniredis does not answer INFO memory, and
+// it never evicts anything.
+type devHandler struct{ slog.Handler }
+
+func (h devHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "could not read Redis's eviction policy") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h devHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return devHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h devHandler) WithGroup(name string) slog.Handler { return devHandler{h.Handler.WithGroup(name)} }
 
 // listenOrFree listens on addr, or on a free port of the same host when addr
 // is taken.

@@ -37,10 +37,10 @@ func (s *syncBuffer) String() string {
 // and checks each step shows what the guide promises.
 func TestDevGuideCommandsWork(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--redis-listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0"}, out, io.Discard)
+		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--redis-listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0"}, out, errOut)
 	}()
 	defer func() {
 		cancel()
@@ -56,6 +56,15 @@ func TestDevGuideCommandsWork(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	guide := out.String()
+	// A first run says nothing alarming: no warnings before the guide.
+	if strings.Contains(errOut.String(), "level=WARN") || strings.Contains(errOut.String(), "level=ERROR") {
+		t.Errorf("prismcache dev warned at start-up:\n%s", errOut.String())
+	}
+	for _, want := range []string{"daemon          http://", "simulator       http://", "redis           redis://", "webhook secret  " + devSecret, "admin token     "} {
+		if !strings.Contains(guide, want) {
+			t.Errorf("the guide does not show %q:\n%s", want, guide)
+		}
+	}
 
 	change := regexp.MustCompile(`curl -s -X PUT (\S+) -d '(\{[^']*\})'`).FindStringSubmatch(guide)
 	deploy := regexp.MustCompile(`curl -s -X POST (\S+/deploy)`).FindStringSubmatch(guide)
