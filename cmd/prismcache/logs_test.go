@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,6 +40,7 @@ func TestJSONLogsStayJSONWithRedisStopped(t *testing.T) {
 			"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 			"--redis-url", "redis://" + mr.Addr() + "/0", "--prismatic-url", simSrv.URL,
 			"--prismatic-token", prismaticsim.DefaultAccessToken, "--webhook-secret", "json-logs-secret",
+			"--event-action", "instance.updatd=refetch",
 		}, io.Discard, logs)
 	}()
 	waitFor(t, "the daemon to start", func() bool {
@@ -74,11 +76,15 @@ func TestJSONLogsStayJSONWithRedisStopped(t *testing.T) {
 	if len(lines) < 5 {
 		t.Fatalf("only %d lines:\n%s", len(lines), logs.String())
 	}
-	var goRedis, deadline int
+	var goRedis, deadline, unknownEvent int
 	for i, l := range lines {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("line %d is not JSON: %q", i+1, l)
+		}
+		// The misspelt event type is named at start-up, with the known ones.
+		if rec["type"] == "instance.updatd" && rec["level"] == "WARN" && strings.Contains(fmt.Sprint(rec["known"]), "instance.updated") {
+			unknownEvent++
 		}
 		if rec["component"] == "go-redis" {
 			goRedis++
@@ -99,6 +105,9 @@ func TestJSONLogsStayJSONWithRedisStopped(t *testing.T) {
 				deadline++
 			}
 		}
+	}
+	if unknownEvent != 1 {
+		t.Errorf("%d warnings naming the unknown event type instance.updatd", unknownEvent)
 	}
 	if goRedis == 0 || deadline == 0 {
 		t.Errorf("%d go-redis lines, %d with the shutdown deadline:\n%s", goRedis, deadline, logs.String())
