@@ -139,6 +139,11 @@ func (c *Client) MakeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 }
 
 func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Response) error {
+	return c.makeRequestWith(ctx, req, resp, nil)
+}
+
+// makeRequestWith is makeRequest with extra request headers.
+func (c *Client) makeRequestWith(ctx context.Context, req *gql.Request, resp *gql.Response, header http.Header) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return &Error{Op: req.OpName, Kind: Invalid, Message: "encode request: " + err.Error()}
@@ -152,7 +157,7 @@ func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 		if err != nil {
 			return err
 		}
-		err = c.post(ctx, req.OpName, tok, body, resp)
+		err = c.post(ctx, req.OpName, tok, body, resp, header)
 		if KindOf(err) == Unauthorized && c.tokens.Renewable() && attempt == 0 {
 			c.tokens.Refused(tok)
 			continue
@@ -161,7 +166,7 @@ func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 	}
 }
 
-func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response) error {
+func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response, header http.Header) error {
 	if c.limiter != nil {
 		start := c.now()
 		err := c.limiter.Wait(ctx)
@@ -181,6 +186,9 @@ func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gq
 	httpReq.Header.Set("Content-Type", "application/json")
 	httpReq.Header.Set("Accept", "application/json")
 	httpReq.Header.Set("Authorization", "Bearer "+tok)
+	for k, vs := range header {
+		httpReq.Header[k] = vs
+	}
 	httpResp, err := c.http.Do(httpReq)
 	if err != nil {
 		msg := "request failed"

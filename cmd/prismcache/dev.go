@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +35,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		customers   = prismaticsim.DefaultCustomers
 		seed        = 1
 		logLevel    = "warn"
+		adminToken  string
 	)
 	fs := newFlagSet("dev [flags]",
 		"Runs the whole thing on this machine with nothing installed: an embedded Redis-compatible server\n(miniredis, in memory), the Prismatic simulator seeded with demo data, and the daemon wired to both.\nA taken port is replaced by a free one, and the guide it prints says which.",
@@ -41,15 +46,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&simListen, "sim-listen", simListen, "address of the simulator")
 	fs.IntVar(&customers, "customers", customers, "demo customers to seed")
 	fs.IntVar(&seed, "seed", seed, "seed of the demo data")
-	fs.StringVar(&logLevel, "log-level", logLevel, "daemon log level: debug, info, warn or error")
+	fs.Var(config.Enum(&logLevel, config.LogLevels()...), "log-level", "daemon log level")
+	fs.StringVar(&adminToken, "admin-token", "", "admin token of the daemon's /v1 API (default: a random one, printed)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if adminToken == "" {
+		adminToken = randomToken()
 	}
 	if fs.NArg() > 0 || customers < 1 || seed < 0 {
 		fs.Usage()
 		return errUsage
 	}
-	log := newLogger(stderr, logLevel, "text")
+	log := slog.New(devHandler{newLogger(stderr, logLevel, "text").Handler()})
+	app.RouteRedisLogs(log)
 
 	// Embedded Redis. miniredis does not expire keys by itself; advancing
 	// its clock with real time makes tombstones and dedup entries expire.
@@ -98,8 +108,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.PrismaticToken = prismaticsim.DefaultAccessToken
 	cfg.PrismaticRate = 200
 	cfg.LogLevel = logLevel
+	cfg.AdminToken = adminToken
 	live := &liveLines{w: stdout}
-	a := &app.App{Config: cfg, Version: version, Log: log, Listener: daemonLn, OnDelivery: live.delivery, OnResult: live.result}
+	a := &app.App{Config: cfg, Version: buildVersion(), Log: log, Listener: daemonLn, OnDelivery: live.delivery, OnResult: live.result}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
@@ -113,7 +124,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	printGuide(stdout, guide{
-		daemon: daemonURL, sim: simURL, redis: mr.Addr(), redisURL: redisURL,
+		daemon: daemonURL, sim: simURL, redisURL: redisURL, secret: devSecret, adminToken: adminToken,
 		moved: movedNote(daemonMoved, listen, redisMoved, redisListen, simMoved, simListen),
 		demo:  demoOf(sim), exe: selfCommand(),
 	})
@@ -122,6 +133,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "\nshutting down")
 	return nil
 }
+
+// devHandler leaves out the daemon's warning that it cannot read Redis's
+// eviction policy: the embedded miniredis does not answer INFO memory, and
+// it never evicts anything.
+type devHandler struct{ slog.Handler }
+
+func (h devHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "could not read Redis's eviction policy") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h devHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return devHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h devHandler) WithGroup(name string) slog.Handler { return devHandler{h.Handler.WithGroup(name)} }
 
 // listenOrFree listens on addr, or on a free port of the same host when addr
 // is taken.
@@ -245,8 +274,8 @@ func newDemoValue(dataType, old string) string {
 }
 
 type guide struct {
-	daemon, sim, redis, redisURL, moved, exe string
-	demo                                     demo
+	daemon, sim, redisURL, secret, adminToken, moved, exe string
+	demo                                                  demo
 }
 
 func printGuide(w io.Writer, g guide) {
@@ -254,41 +283,86 @@ func printGuide(w io.Writer, g guide) {
 	if key == "" {
 		key, value = "<key>", "<value>"
 	}
-	redisCLIPort := g.redis[strings.LastIndex(g.redis, ":")+1:]
+	redisCLIPort := g.redisURL[strings.LastIndex(g.redisURL, ":")+1:]
 	fmt.Fprintf(w, `
 prismcache dev is running. Everything is in memory; Ctrl-C stops it.
 
-  daemon      %[1]s   (webhooks: POST /webhooks/prismatic)
-  simulator   %[2]s   (GraphQL: /api · admin: /admin, see docs/simulator.md)
-  redis       %[3]s          (embedded miniredis)
-%[4]s
-The demo instance is %[5]q of customer %[6]s:
+  daemon          %[1]s   webhooks POST /webhooks/prismatic · /status · /metrics · admin API /v1
+  simulator       %[2]s   GraphQL /api · admin /admin (docs/simulator.md)
+  redis           %[3]s   embedded miniredis
+  webhook secret  %[4]s
+  admin token     %[5]s
+%[6]s
+In another shell, this makes every prismcache command of the README talk to it:
+
   %[7]s
+  export PRISMCACHE_URL=%[1]s PRISMCACHE_REDIS_URL=%[3]s
+  export PRISMCACHE_WEBHOOK_SECRET=%[4]s PRISMCACHE_ADMIN_TOKEN=%[5]s
+  export PRISMATIC_URL=%[2]s PRISMATIC_TOKEN=%[8]s
+
+The demo instance is %[9]q of customer %[10]s:
+  %[11]s
 
 Try it — change a config value in the simulator. Prismatic stores the change but
-does not run it until a deploy, so the cache keeps the old value of %[8]s and marks it stale:
+does not run it until a deploy, so the cache keeps the old value of %[12]s and marks it stale:
 
-  curl -s -X PUT %[2]s/admin/instances/%[7]s/config/%[8]s -d '{"value":"%[12]s"}'
-  %[9]s get --redis-url %[10]s %[7]s
+  curl -s -X PUT %[2]s/admin/instances/%[11]s/config/%[12]s -d '{"value":"%[13]s"}'
+  %[14]s get --redis-url %[3]s %[11]s
 
 Deploy it. Prismatic sends instance.deployed, the daemon fetches the instance and
 the entry holds the new value, fresh (stale false, rev grown):
 
-  curl -s -X POST %[2]s/admin/instances/%[7]s/deploy
-  %[9]s get --redis-url %[10]s %[7]s
+  curl -s -X POST %[2]s/admin/instances/%[11]s/deploy
+  %[14]s get --redis-url %[3]s %[11]s
+
+Ask the daemon to fetch it now, send it a signed sample event, see its state:
+
+  %[14]s refresh --url %[1]s --admin-token %[5]s %[11]s
+  %[14]s sim trigger instance.updated --url %[1]s --secret %[4]s --instance %[11]s
+  curl -s %[1]s/status
 
 Break its connection, or disable it, and watch the lines below:
 
-  curl -s -X POST %[2]s/admin/instances/%[7]s/connections/%[13]s/break
-  curl -s -X POST %[2]s/admin/instances/%[7]s/disable
-  curl -s %[2]s/admin/instances | head -40
+  curl -s -X POST %[2]s/admin/instances/%[11]s/connections/%[15]s/break
+  curl -s -X POST %[2]s/admin/instances/%[11]s/disable
 
 Read Redis as your apps would (docs/redis.md):
 
-  redis-cli -p %[11]s HGETALL 'prismcache:instance:{%[7]s}'
+  redis-cli -p %[16]s HGETALL 'prismcache:instance:{%[11]s}'
 
 Live events:
-`, g.daemon, g.sim, g.redis, g.moved, g.demo.name, g.demo.customer, g.demo.id, key, g.exe, g.redisURL, redisCLIPort, value, g.demo.connection)
+`, g.daemon, g.sim, g.redisURL, g.secret, g.adminToken, g.moved, pathLine(g.exe), prismaticsim.DefaultAccessToken,
+		g.demo.name, g.demo.customer, g.demo.id, key, value, g.exe, g.demo.connection, redisCLIPort)
+}
+
+// pathLine puts this binary on the PATH as "prismcache", or, under go run,
+// defines it as an alias.
+func pathLine(exe string) string {
+	if strings.HasPrefix(exe, "go run") {
+		return "alias prismcache='" + exe + "'"
+	}
+	dir, err := filepath.Abs(filepath.Dir(exe))
+	if err != nil {
+		return "# (put " + exe + " on your PATH as prismcache)"
+	}
+	return "export PATH=" + shellQuote(dir) + ":$PATH"
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// randomToken is a fresh admin token: 128 random bits in hex.
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it panics instead)
+	return hex.EncodeToString(b)
 }
 
 func movedNote(daemonMoved bool, daemon string, redisMoved bool, redis string, simMoved bool, sim string) string {

@@ -37,10 +37,10 @@ func (s *syncBuffer) String() string {
 // and checks each step shows what the guide promises.
 func TestDevGuideCommandsWork(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--redis-listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0"}, out, io.Discard)
+		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--redis-listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0"}, out, errOut)
 	}()
 	defer func() {
 		cancel()
@@ -56,6 +56,15 @@ func TestDevGuideCommandsWork(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	guide := out.String()
+	// A first run says nothing alarming: no warnings before the guide.
+	if strings.Contains(errOut.String(), "level=WARN") || strings.Contains(errOut.String(), "level=ERROR") {
+		t.Errorf("prismcache dev warned at start-up:\n%s", errOut.String())
+	}
+	for _, want := range []string{"daemon          http://", "simulator       http://", "redis           redis://", "webhook secret  " + devSecret, "admin token     "} {
+		if !strings.Contains(guide, want) {
+			t.Errorf("the guide does not show %q:\n%s", want, guide)
+		}
+	}
 
 	change := regexp.MustCompile(`curl -s -X PUT (\S+) -d '(\{[^']*\})'`).FindStringSubmatch(guide)
 	deploy := regexp.MustCompile(`curl -s -X POST (\S+/deploy)`).FindStringSubmatch(guide)
@@ -99,6 +108,62 @@ func TestDevGuideCommandsWork(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "instance.deployed") || !strings.Contains(out.String(), "refreshed") {
 		t.Fatalf("no live lines for the deploy:\n%s", out.String())
+	}
+
+	// The guide's refresh and trigger commands, as printed.
+	for _, re := range []string{`prismcache refresh (--url \S+ --admin-token \S+ \S+)`, `prismcache sim trigger (instance.updated --url \S+ --secret \S+ --instance \S+)`} {
+		m := regexp.MustCompile(re).FindStringSubmatch(guide)
+		if m == nil {
+			t.Fatalf("the guide lacks %s:\n%s", re, guide)
+		}
+		args := strings.Fields(m[1])
+		if strings.Contains(re, "refresh") {
+			args = append([]string{"refresh"}, args...)
+		} else {
+			args = append([]string{"sim", "trigger"}, args...)
+		}
+		var stdout, stderr bytes.Buffer
+		if rc := run(context.Background(), args, &stdout, &stderr); rc != 0 {
+			t.Fatalf("%v: exit %d: %s%s", args, rc, stdout.String(), stderr.String())
+		}
+	}
+
+	// With the environment the guide prints, the README's commands work
+	// as written there: no flags.
+	for _, m := range regexp.MustCompile(`(?m)^  export (.+)$`).FindAllStringSubmatch(guide, -1) {
+		for _, kv := range strings.Fields(m[1]) {
+			k, v, _ := strings.Cut(kv, "=")
+			if k != "PATH" {
+				t.Setenv(k, v)
+			}
+		}
+	}
+	id := get[2]
+	for _, args := range [][]string{
+		{"get", id},
+		{"refresh", id},
+		{"sim", "trigger", "instance.deployed", "--instance", id},
+		{"resync"},
+		{"check-config", "--online"},
+		{"version"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if rc := run(context.Background(), args, &stdout, &stderr); rc != 0 {
+			t.Errorf("%v with the guide's environment: exit %d: %s%s", args, rc, stdout.String(), stderr.String())
+		}
+	}
+	// A refused webhook says what to do about it.
+	var stdout, stderr bytes.Buffer
+	t.Setenv("PRISMCACHE_WEBHOOK_SECRET", "")
+	if rc := run(context.Background(), []string{"sim", "trigger", "instance.deployed", "--instance", id}, &stdout, &stderr); rc != 1 ||
+		!strings.Contains(stderr.String(), "it was sent unsigned; pass --secret or set PRISMCACHE_WEBHOOK_SECRET") {
+		t.Errorf("unsigned trigger: exit %d: %s", rc, stderr.String())
+	}
+	t.Setenv("PRISMCACHE_ADMIN_TOKEN", "0123456789abcdef-wrong")
+	stderr.Reset()
+	if rc := run(context.Background(), []string{"refresh", id}, &stdout, &stderr); rc != 1 ||
+		!strings.Contains(stderr.String(), "HTTP 401") || !strings.Contains(stderr.String(), "the token is not the daemon's --admin-token") {
+		t.Errorf("refresh with a wrong token: exit %d: %s", rc, stderr.String())
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/prismcache/prismcache/internal/config"
 )
 
 func main() {
@@ -51,41 +53,74 @@ func commands() []command {
 		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
 		{"resync", "compare every instance with Prismatic now and fetch what differs", runResync},
 		{"sim", "run the Prismatic simulator alone", runSim},
-		{"check-config", "print the effective configuration, secrets masked, and check it", runCheckConfig},
+		{"check-config", "print the effective configuration, secrets masked, and check it (--online: against the API too)", runCheckConfig},
+		{"schema", "schema pull: rewrite schema.graphql from the live API's introspection", runSchema},
 		{"version", "print the version", runVersion},
 	}
 }
 
+// Exit codes every command shares. get adds its own (see get.go).
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
 // errUsage marks an error already explained by a usage message.
 var errUsage = errors.New("usage")
 
+// exitCodeError is an error with the exit code it means; quiet ones have
+// been reported already (logged, in the daemon's log format).
+type exitCodeError struct {
+	code  int
+	err   error
+	quiet bool
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// reported wraps an error that was already logged, so that it is not
+// printed a second time in another format.
+func reported(err error) error { return &exitCodeError{code: exitError, err: err, quiet: true} }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
-		return 0
+		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var coded *exitCodeError
 		switch {
 		case err == nil:
-			return 0
+			return exitOK
 		case errors.Is(err, flag.ErrHelp):
-			return 0
+			return exitOK
 		case errors.Is(err, errUsage):
-			return 2
+			return exitUsage
+		case errors.As(err, &coded):
+			if !coded.quiet {
+				fmt.Fprintf(stderr, "prismcache %s: %v\n", c.name, coded.err)
+			}
+			return coded.code
 		}
 		fmt.Fprintf(stderr, "prismcache %s: %v\n", c.name, err)
-		return 1
+		return exitError
 	}
 	fmt.Fprintf(stderr, "prismcache: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitUsage
 }
 
 func usage(w io.Writer) {
@@ -94,22 +129,45 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: prismcache <command> [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, `Run "prismcache <command> -h" for a command's flags.`)
+	fmt.Fprintln(w, `Run "prismcache <command> -h" for a command's flags; "prismcache --version" for the version.`)
 }
 
 // newFlagSet returns a FlagSet whose usage shows the command's synopsis and
-// an example before the flags.
+// an example before its own flags, each with the kind of value it takes.
 func newFlagSet(name, synopsis, example string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("prismcache "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: prismcache %s\n\n%s\n\nExample:\n  %s\n\nFlags:\n", name, synopsis, example)
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as flag.PrintDefaults does, but names each
+// value's kind: a config.Typed names its own (host:port, duration,
+// debug|info|warn|error), the flag package's own values theirs.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if t, ok := f.Value.(config.Typed); ok {
+			typ = t.TypeName()
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		if typ != "" {
+			b.WriteString(" " + typ)
+		}
+		b.WriteString("\n    \t")
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if def := f.DefValue; def != "" && def != "0" && def != "0s" && def != "false" {
+			fmt.Fprintf(&b, " (default %s)", def)
+		}
+		fmt.Fprintln(w, b.String())
+	})
 }
 
 // parseFlags parses args, turning a flag error into errUsage (the FlagSet
@@ -139,25 +197,4 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	// Parse once more with only the positional arguments, so fs.Args()
 	// returns them.
 	return fs.Parse(append([]string{"--"}, positional...))
-}
-
-// newLogger logs at level in format: text, json, or auto — text when w is
-// a terminal, JSON otherwise (for log collectors).
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
-	if format == "json" || (format != "text" && !isTerminal(w)) {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

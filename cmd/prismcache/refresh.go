@@ -16,7 +16,7 @@ import (
 func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		base    = envOr("PRISMCACHE_URL", "http://127.0.0.1:8080")
-		token   = os.Getenv("PRISMCACHE_ADMIN_TOKEN")
+		token   string
 		wait    = true
 		timeout = 30 * time.Second
 	)
@@ -25,7 +25,7 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"PRISMCACHE_ADMIN_TOKEN=… prismcache refresh --url http://127.0.0.1:8080 SW5zdGFuY2U6ZWM5YzViM2Et…",
 		stderr)
 	fs.StringVar(&base, "url", base, "the daemon's base URL (env PRISMCACHE_URL)")
-	fs.StringVar(&token, "admin-token", token, "the daemon's admin token (env PRISMCACHE_ADMIN_TOKEN)")
+	fs.StringVar(&token, "admin-token", "", "the daemon's admin token (env PRISMCACHE_ADMIN_TOKEN)")
 	fs.BoolVar(&wait, "wait", wait, "wait for the result (false: only queue it)")
 	fs.DurationVar(&timeout, "timeout", timeout, "how long the daemon waits for the result")
 	if err := parseFlags(fs, args); err != nil {
@@ -35,8 +35,9 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
+	token = flagOrEnv(token, "PRISMCACHE_ADMIN_TOKEN")
 	if token == "" {
-		return fmt.Errorf("no admin token: pass --admin-token or set PRISMCACHE_ADMIN_TOKEN")
+		return fmt.Errorf("no admin token: pass --admin-token or set PRISMCACHE_ADMIN_TOKEN to the daemon's admin token (prismcache dev prints one)")
 	}
 	q := url.Values{}
 	if !wait {
@@ -50,7 +51,7 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if status >= 300 {
-		return fmt.Errorf("%s", errorMessage(body, status))
+		return fmt.Errorf("%s%s", errorMessage(body, status), adminHint(status, body))
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, body, "", "  ") == nil {
@@ -87,6 +88,27 @@ func errorMessage(body []byte, status int) string {
 		return fmt.Sprintf("%s (HTTP %d)", e.Error, status)
 	}
 	return fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(body)))
+}
+
+// adminHint says what to do about an admin API refusal, or "".
+func adminHint(status int, body []byte) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "; the token is not the daemon's --admin-token: pass the right one with --admin-token or PRISMCACHE_ADMIN_TOKEN"
+	case status == http.StatusNotFound && strings.Contains(string(body), "no route"):
+		return "; if the daemon runs with --admin-listen, the admin API is on that address: pass it as --url (or PRISMCACHE_URL)"
+	}
+	return ""
+}
+
+// flagOrEnv is a secret flag's value, or when it was not given its
+// environment variable's: read after parsing, so help texts never show a
+// secret as a flag's default.
+func flagOrEnv(v, env string) string {
+	if v != "" {
+		return v
+	}
+	return os.Getenv(env)
 }
 
 func envOr(name, def string) string {

@@ -17,9 +17,13 @@ import (
 // long to finish before their ids are handed back to the work set.
 const shutdownTimeout = 30 * time.Second
 
-// loadConfig reads the layered configuration for serve and check-config.
-func loadConfig(name, synopsis, example string, args []string, stderr io.Writer) (config.Config, error) {
+// loadConfig reads the layered configuration for serve and check-config;
+// extra, when set, adds the command's own flags.
+func loadConfig(name, synopsis, example string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config.Config, error) {
 	fs := newFlagSet(name, synopsis, example, stderr)
+	for _, add := range extra {
+		add(fs)
+	}
 	cfg, err := config.Load(fs, args, os.Getenv)
 	switch {
 	case err == nil:
@@ -37,35 +41,54 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"Runs the daemon: receives Prismatic's webhooks and keeps each instance's deployed config in Redis.\nSettings come from the defaults, then --config's file, then the environment, then flags.",
 		"PRISMCACHE_WEBHOOK_SECRET=… PRISMATIC_REFRESH_TOKEN=… prismcache serve --redis-url redis://10.0.0.5:6379/0",
 		args, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) && jsonLogs(stderr, cfg.LogFormat) {
+		// A collector reading JSON gets the refusal as JSON too.
+		newLogger(stderr, cfg.LogLevel, cfg.LogFormat).Error("cannot start", "err", err)
+		return reported(err)
+	}
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	// From here on every line goes through log, go-redis's own included,
+	// so that in JSON mode each one is JSON.
+	app.RouteRedisLogs(log)
 	if cfg.DebugListen != "" {
 		_, stop, err := startDebug(cfg.DebugListen, log)
 		if err != nil {
-			return fmt.Errorf("debug-listen: %w", err)
+			log.Error("cannot start", "err", fmt.Errorf("debug-listen: %w", err))
+			return reported(err)
 		}
 		defer stop()
 	}
-	a := &app.App{Config: cfg, Log: log, Version: version}
+	a := &app.App{Config: cfg, Log: log, Version: buildVersion()}
 	if err := a.Start(ctx); err != nil {
-		return err
+		log.Error("cannot start", "err", err)
+		return reported(err)
 	}
 	<-ctx.Done()
 	log.Info("shutting down: no new webhooks; fetches in flight may finish", "deadline", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = a.Close(sctx)
+	if err := a.Close(sctx); err != nil {
+		log.Error("stopped with errors", "err", err)
+		return reported(err)
+	}
 	log.Info("stopped")
-	return err
+	return nil
 }
 
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var online bool
 	cfg, err := loadConfig("check-config [flags]",
-		"Prints the configuration prismcache serve would run with — defaults, file, environment and flags\nlayered — with secrets masked and where each value came from, then checks it. Exits 1 when invalid.",
-		"prismcache check-config --config /etc/prismcache/prismcache.conf",
-		args, stderr)
+		"Prints the configuration prismcache serve would run with — defaults, file, environment and flags\nlayered — with secrets masked and where each value came from, then checks it. Exits 1 when invalid.\n"+
+			"With --online it also signs in to the configured Prismatic API, runs one cheap query, reads the\n"+
+			"API's schema (introspection) and checks every operation prismcache sends against it, naming each\n"+
+			"field whose type differs from the schema.graphql this binary was built with; exits 1 if any does.",
+		"prismcache check-config --config /etc/prismcache/prismcache.conf --online",
+		args, stderr, func(fs *flag.FlagSet) {
+			fs.BoolVar(&online, "online", false, "also check the Prismatic API: the token, one query, and its schema against every operation prismcache sends")
+		})
 	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errUsage) {
 		return err
 	}
@@ -74,5 +97,8 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	fmt.Fprintln(stdout, "# configuration is valid")
+	if online {
+		return checkOnline(ctx, cfg, stdout)
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
 )
 
@@ -34,7 +35,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&secret, "webhook-secret", "", "secret to sign webhooks with (none: unsigned)")
 	fs.IntVar(&customers, "customers", customers, "demo customers to seed")
 	fs.IntVar(&seed, "seed", seed, "seed of the demo data and of fault injection")
-	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	fs.Var(config.Enum(&logLevel, config.LogLevels()...), "log-level", "least important level logged")
 	fs.Func("schema-change", "serve a schema that differs from schema.graphql in one field: `Type.field=NewType`\n(Instance.needsDeploy=Boolean makes it nullable), or Type.field= to remove the field", func(v string) error {
 		c, err := prismaticsim.ParseSchemaChange(v)
 		change = c

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 func runSimTrigger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		target = envOr("PRISMCACHE_URL", "http://127.0.0.1:8080")
-		secret = os.Getenv("PRISMCACHE_WEBHOOK_SECRET")
+		secret string
 		s      prismaticsim.Sample
 		print  bool
 	)
@@ -29,7 +28,7 @@ func runSimTrigger(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"prismcache sim trigger instance.deployed --instance SW5zdGFuY2U6… --url http://127.0.0.1:8080 --secret prismcache-dev-secret",
 		stderr)
 	fs.StringVar(&target, "url", target, "the daemon's base URL, or a full webhook URL (env PRISMCACHE_URL)")
-	fs.StringVar(&secret, "secret", secret, "webhook secret to sign with; empty sends it unsigned (env PRISMCACHE_WEBHOOK_SECRET)")
+	fs.StringVar(&secret, "secret", "", "webhook secret to sign with; empty sends it unsigned (env PRISMCACHE_WEBHOOK_SECRET)")
 	fs.StringVar(&s.InstanceID, "instance", "", "instance id for instance and connection events")
 	fs.StringVar(&s.ConnectionID, "connection", "", "connection id (an InstanceConfigVariable or CustomerConfigVariable global id) for connection events")
 	fs.StringVar(&s.ConnectionKey, "connection-key", "", "the connection's key")
@@ -43,6 +42,7 @@ func runSimTrigger(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errUsage
 	}
+	secret = flagOrEnv(secret, "PRISMCACHE_WEBHOOK_SECRET")
 	s.Type = fs.Arg(0)
 	body, err := prismaticsim.SamplePayload(s)
 	if err != nil {
@@ -86,7 +86,20 @@ func runSimTrigger(ctx context.Context, args []string, stdout, stderr io.Writer)
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	fmt.Fprintf(stdout, "%s → %s: HTTP %d\n%s\n", s.Type, u, resp.StatusCode, strings.TrimSpace(string(answer)))
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("the daemon answered HTTP %d", resp.StatusCode)
+		return fmt.Errorf("the daemon answered HTTP %d%s", resp.StatusCode, triggerHint(resp.StatusCode, secret != "", u.String()))
 	}
 	return nil
+}
+
+// triggerHint says what to do about a refused webhook, or "".
+func triggerHint(status int, signed bool, target string) string {
+	switch {
+	case (status == http.StatusUnauthorized || status == http.StatusForbidden) && !signed:
+		return ": it was sent unsigned; pass --secret or set PRISMCACHE_WEBHOOK_SECRET to the daemon's webhook secret (prismcache dev prints it)"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ": the signature does not match; --secret (or PRISMCACHE_WEBHOOK_SECRET) is not one of the daemon's --webhook-secret values"
+	case status == http.StatusNotFound:
+		return ": no webhook route at " + target + "; is --url the daemon's address (its --listen, not --admin-listen)?"
+	}
+	return ""
 }

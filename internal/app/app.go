@@ -44,6 +44,10 @@ type App struct {
 	Batcher *redisbatch.Batcher
 	// Listener, when set, is served instead of listening on Config.Listen.
 	Listener net.Listener
+	// AdminListener, when set, serves /metrics, /status and /v1 instead of
+	// a listener on Config.AdminListen; Listener then serves only the
+	// webhook route and health checks.
+	AdminListener net.Listener
 	// HTTPClient, when set, carries the GraphQL requests.
 	HTTPClient *http.Client
 	// Registry, when set, receives the metrics (a fresh registry if nil).
@@ -61,6 +65,7 @@ type App struct {
 	pool     *refresh.Pool
 	waiters  *refresh.Waiters
 	srv      *server.Server
+	adminSrv *server.Server // nil when the admin routes share srv
 	recon    *refresh.Reconciler
 	census   *refresh.Census
 	metrics  *metrics.Metrics
@@ -250,15 +255,15 @@ func (a *App) Start(ctx context.Context) error {
 		Resync:       a.startResync,
 		OnRedisError: func(err error) { a.redisFailed("admin", err) },
 	}
-	a.srv = server.New(server.Options{
+	for _, w := range cfg.Warnings() {
+		log.Warn(w.Msg, w.Attrs...)
+	}
+	if err := a.openServers(server.Options{
 		Intake: intake, Admin: admin, Log: log,
 		Ready:   a.ready,
 		Status:  a.status,
 		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}),
-	})
-	if a.Listener != nil {
-		a.srv.Serve(a.Listener)
-	} else if err := a.srv.Open(cfg.Listen); err != nil {
+	}); err != nil {
 		_ = a.pool.Close(ctx)
 		_ = a.waiters.Close()
 		a.closeRedis()
@@ -294,7 +299,7 @@ func (a *App) Start(ctx context.Context) error {
 		defer a.bg.Done()
 		a.watchEviction(bgCtx)
 	}()
-	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "prefix", cfg.RedisPrefix,
+	log.Info("prismcache started", "version", a.Version, "listen", a.srv.Addr(), "admin_listen", a.AdminAddr(), "prefix", cfg.RedisPrefix,
 		"prismatic", a.api.Endpoint(), "workers", cfg.Workers, "rate", cfg.PrismaticRate)
 	return nil
 }
@@ -376,7 +381,7 @@ func (a *App) Store() *store.Store { return a.store }
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
 	if a.srv != nil {
-		errs = append(errs, a.srv.Close(ctx))
+		errs = append(errs, a.srv.Close(ctx), a.closeAdminServer(ctx))
 	}
 	if a.cancel != nil {
 		a.cancel()

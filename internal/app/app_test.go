@@ -53,6 +53,8 @@ type e2eOptions struct {
 	redis redis.UniversalClient
 	// onResult, when set, is told of every worker run.
 	onResult func(refresh.Result)
+	// listener, when set, is the daemon's main listener.
+	listener net.Listener
 	// crashable: the daemon may be left unable to reach Redis (a replica
 	// "killed" by closing its client), so errors of its Close are ignored.
 	crashable bool
@@ -113,9 +115,12 @@ func batcherOf(rdb redis.UniversalClient) *redisbatch.Batcher {
 // backend's Redis, closed when the test ends.
 func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOptions) *app.App {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := opts.listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := config.Default()
 	cfg.Listen = ln.Addr().String()

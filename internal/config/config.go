@@ -4,8 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
@@ -18,6 +21,7 @@ import (
 // Config is the daemon's configuration. Build it with Default, then Load.
 type Config struct {
 	Listen      string
+	AdminListen string
 	RedisURL    string
 	RedisPrefix string
 
@@ -95,50 +99,61 @@ func Default() Config {
 	}
 }
 
+// LogLevels are the values of --log-level; LogFormats those of
+// --log-format.
+func LogLevels() []string  { return []string{"debug", "info", "warn", "error"} }
+func LogFormats() []string { return []string{"auto", "text", "json"} }
+
 func (c *Config) settings() []setting {
 	return []setting{
-		{"listen", "PRISMCACHE_LISTEN", "address the HTTP server listens on", stringValue{&c.Listen}, false},
-		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in: redis://, rediss://, redis-cluster://h:p,h:p or redis-sentinel://h:p,h:p/master", stringValue{&c.RedisURL}, true},
-		{"redis-prefix", "PRISMCACHE_REDIS_PREFIX", "prefix of every Redis key", stringValue{&c.RedisPrefix}, false},
-		{"redis-batching", "PRISMCACHE_REDIS_BATCHING", "send the Redis commands of concurrent webhooks and fetches together, as shared pipelines", boolValue{&c.RedisBatching}, false},
-		{"webhook-secret", "PRISMCACHE_WEBHOOK_SECRET", "webhook signing secret; several, comma-separated, during a rotation", listValue{&c.WebhookSecrets}, true},
-		{"insecure-skip-signature", "PRISMCACHE_INSECURE_SKIP_SIGNATURE", "accept unsigned webhooks (never in production)", boolValue{&c.InsecureSkipSignature}, false},
-		{"max-body", "PRISMCACHE_MAX_BODY", "largest webhook body accepted, in bytes", intValue{&c.MaxBody}, false},
-		{"dedup-window", "PRISMCACHE_DEDUP_WINDOW", "how long a delivered body is remembered so a repeat has no effect", durationValue{&c.DedupWindow}, false},
-		{"timestamp-window", "PRISMCACHE_TIMESTAMP_WINDOW", "refuse webhooks whose timestamp is further than this from now (0: off)", durationValue{&c.TimestampWindow}, false},
-		{"max-clock-skew", "PRISMCACHE_MAX_CLOCK_SKEW", "refuse signed webhooks dated further than this ahead of this server's clock", durationValue{&c.MaxClockSkew}, false},
-		{"intake-max-bytes", "PRISMCACHE_INTAKE_MAX_BYTES", "webhook body bytes held in memory at once, across all requests; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxBytes}, false},
-		{"intake-max-requests", "PRISMCACHE_INTAKE_MAX_REQUESTS", "webhook requests handled at once; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxRequests}, false},
-		{"body-stall-timeout", "PRISMCACHE_BODY_STALL_TIMEOUT", "drop a webhook whose body sends nothing for this long", durationValue{&c.BodyStallTimeout}, false},
-		{"event-action", "PRISMCACHE_EVENT_ACTION", "override event actions: type=ignore|stale|refetch|delete, comma-separated", stringValue{&c.EventActions}, false},
-		{"prismatic-url", "PRISMATIC_URL", "Prismatic stack URL (the API is at <url>/api)", stringValue{&c.PrismaticURL}, false},
-		{"prismatic-token", "PRISMATIC_TOKEN", "Prismatic access token", stringValue{&c.PrismaticToken}, true},
-		{"prismatic-refresh-token", "PRISMATIC_REFRESH_TOKEN", "Prismatic refresh token, exchanged for access tokens", stringValue{&c.PrismaticRefreshToken}, true},
-		{"prismatic-tenant-id", "PRISMATIC_TENANT_ID", "tenant to select on the token exchange", stringValue{&c.PrismaticTenantID}, false},
-		{"prismatic-timeout", "PRISMCACHE_PRISMATIC_TIMEOUT", "timeout of one GraphQL request", durationValue{&c.PrismaticTimeout}, false},
-		{"prismatic-rate", "PRISMCACHE_PRISMATIC_RATE", "most GraphQL requests per second, across all workers of this process", floatValue{&c.PrismaticRate}, false},
-		{"workers", "PRISMCACHE_WORKERS", "fetches run at once by this process", intValue{&c.Workers}, false},
-		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before its entry says fetch_failed with last_error (it is retried all the same, for as long as it fails)", intValue{&c.MaxAttempts}, false},
-		{"retry-max", "PRISMCACHE_RETRY_MAX", "longest wait between two retries of a failed fetch (exponential backoff with jitter up to it; a longer Retry-After from the API wins)", durationValue{&c.RetryMax}, false},
-		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false},
-		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken}, true},
-		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it (renewed every third of it while the worker lives)", durationValue{&c.WorkLease}, false},
-		{"work-shards", "PRISMCACHE_WORK_SHARDS", "shards of the work set, each in a Redis Cluster slot of its own; the first replica records it in Redis and later ones follow the record", intValue{&c.WorkShards}, false},
-		{"resync-interval", "PRISMCACHE_RESYNC_INTERVAL", "how often every instance is compared with Prismatic (±10% jitter)", durationValue{&c.ResyncInterval}, false},
-		{"webhook-secret-file", "PRISMCACHE_WEBHOOK_SECRET_FILE", "read the webhook secret(s) from this file", stringValue{&c.WebhookSecretFile}, false},
-		{"admin-token-file", "PRISMCACHE_ADMIN_TOKEN_FILE", "read the admin token from this file", stringValue{&c.AdminTokenFile}, false},
-		{"prismatic-token-file", "PRISMATIC_TOKEN_FILE", "read the Prismatic access token from this file", stringValue{&c.PrismaticTokenFile}, false},
-		{"prismatic-refresh-token-file", "PRISMATIC_REFRESH_TOKEN_FILE", "read the Prismatic refresh token from this file", stringValue{&c.PrismaticRefreshTokenFile}, false},
-		{"log-level", "PRISMCACHE_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}, false},
-		{"log-format", "PRISMCACHE_LOG_FORMAT", "text, json, or auto (text on a terminal, JSON otherwise)", stringValue{&c.LogFormat}, false},
-		{"debug-listen", "PRISMCACHE_DEBUG_LISTEN", "address of a separate HTTP server with Go's profiles at /debug/pprof/ (empty: off; keep it on localhost)", stringValue{&c.DebugListen}, false},
+		{"listen", "PRISMCACHE_LISTEN", "address the HTTP server listens on: the webhook route, /healthz and /readyz, and the rest unless --admin-listen is set", stringValue{&c.Listen, "host:port"}, false, false},
+		{"admin-listen", "PRISMCACHE_ADMIN_LISTEN", "address of a second HTTP server for /metrics, /status and the admin API /v1, which --listen then no longer serves (empty: --listen serves them)", stringValue{&c.AdminListen, "host:port"}, false, false},
+		{"redis-url", "PRISMCACHE_REDIS_URL", "Redis to keep the cache in: redis://, rediss://, redis-cluster://h:p,h:p or redis-sentinel://h:p,h:p/master", stringValue{&c.RedisURL, "url"}, true, true},
+		{"redis-prefix", "PRISMCACHE_REDIS_PREFIX", "prefix of every Redis key", stringValue{&c.RedisPrefix, "prefix"}, false, true},
+		{"redis-batching", "PRISMCACHE_REDIS_BATCHING", "send the Redis commands of concurrent webhooks and fetches together, as shared pipelines", boolValue{&c.RedisBatching}, false, false},
+		{"webhook-secret", "PRISMCACHE_WEBHOOK_SECRET", "webhook signing secret; several, comma-separated, during a rotation", listValue{&c.WebhookSecrets, "secret[,secret]"}, true, false},
+		{"insecure-skip-signature", "PRISMCACHE_INSECURE_SKIP_SIGNATURE", "accept unsigned webhooks (never in production)", boolValue{&c.InsecureSkipSignature}, false, false},
+		{"max-body", "PRISMCACHE_MAX_BODY", "largest webhook body accepted", intValue{&c.MaxBody, "bytes"}, false, false},
+		{"dedup-window", "PRISMCACHE_DEDUP_WINDOW", "how long a delivered body is remembered so a repeat has no effect", durationValue{&c.DedupWindow}, false, false},
+		{"timestamp-window", "PRISMCACHE_TIMESTAMP_WINDOW", "refuse webhooks whose timestamp is further than this from now (0: off)", durationValue{&c.TimestampWindow}, false, false},
+		{"max-clock-skew", "PRISMCACHE_MAX_CLOCK_SKEW", "refuse signed webhooks dated further than this ahead of this server's clock", durationValue{&c.MaxClockSkew}, false, false},
+		{"intake-max-bytes", "PRISMCACHE_INTAKE_MAX_BYTES", "webhook body bytes held in memory at once, across all requests; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxBytes, "bytes"}, false, false},
+		{"intake-max-requests", "PRISMCACHE_INTAKE_MAX_REQUESTS", "webhook requests handled at once; past it the oldest unfinished body is cut, else 503", intValue{&c.IntakeMaxRequests, "count"}, false, false},
+		{"body-stall-timeout", "PRISMCACHE_BODY_STALL_TIMEOUT", "drop a webhook whose body sends nothing for this long", durationValue{&c.BodyStallTimeout}, false, false},
+		{"event-action", "PRISMCACHE_EVENT_ACTION", "override event actions: type=ignore|stale|refetch|delete, comma-separated", stringValue{&c.EventActions, "type=action[,…]"}, false, false},
+		{"prismatic-url", "PRISMATIC_URL", "Prismatic stack URL (the API is at <url>/api)", stringValue{&c.PrismaticURL, "url"}, false, true},
+		{"prismatic-token", "PRISMATIC_TOKEN", "Prismatic access token", stringValue{&c.PrismaticToken, "token"}, true, true},
+		{"prismatic-refresh-token", "PRISMATIC_REFRESH_TOKEN", "Prismatic refresh token, exchanged for access tokens", stringValue{&c.PrismaticRefreshToken, "token"}, true, true},
+		{"prismatic-tenant-id", "PRISMATIC_TENANT_ID", "tenant to select on the token exchange", stringValue{&c.PrismaticTenantID, "id"}, false, true},
+		{"prismatic-timeout", "PRISMCACHE_PRISMATIC_TIMEOUT", "timeout of one GraphQL request", durationValue{&c.PrismaticTimeout}, false, true},
+		{"prismatic-rate", "PRISMCACHE_PRISMATIC_RATE", "most GraphQL requests per second, across all workers of this process", floatValue{&c.PrismaticRate, "per-second"}, false, true},
+		{"workers", "PRISMCACHE_WORKERS", "fetches run at once by this process", intValue{&c.Workers, "count"}, false, true},
+		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before its entry says fetch_failed with last_error (it is retried all the same, for as long as it fails)", intValue{&c.MaxAttempts, "count"}, false, true},
+		{"retry-max", "PRISMCACHE_RETRY_MAX", "longest wait between two retries of a failed fetch (exponential backoff with jitter up to it; a longer Retry-After from the API wins)", durationValue{&c.RetryMax}, false, true},
+		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false, true},
+		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken, "token"}, true, false},
+		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it (renewed every third of it while the worker lives)", durationValue{&c.WorkLease}, false, true},
+		{"work-shards", "PRISMCACHE_WORK_SHARDS", "shards of the work set, each in a Redis Cluster slot of its own; the first replica records it in Redis and later ones follow the record", intValue{&c.WorkShards, "count"}, false, true},
+		{"resync-interval", "PRISMCACHE_RESYNC_INTERVAL", "how often every instance is compared with Prismatic (±10% jitter)", durationValue{&c.ResyncInterval}, false, false},
+		{"webhook-secret-file", "PRISMCACHE_WEBHOOK_SECRET_FILE", "read the webhook secret(s) from this file", stringValue{&c.WebhookSecretFile, "path"}, false, false},
+		{"admin-token-file", "PRISMCACHE_ADMIN_TOKEN_FILE", "read the admin token from this file", stringValue{&c.AdminTokenFile, "path"}, false, false},
+		{"prismatic-token-file", "PRISMATIC_TOKEN_FILE", "read the Prismatic access token from this file", stringValue{&c.PrismaticTokenFile, "path"}, false, true},
+		{"prismatic-refresh-token-file", "PRISMATIC_REFRESH_TOKEN_FILE", "read the Prismatic refresh token from this file", stringValue{&c.PrismaticRefreshTokenFile, "path"}, false, true},
+		{"log-level", "PRISMCACHE_LOG_LEVEL", "least important level logged", enumValue{&c.LogLevel, LogLevels()}, false, false},
+		{"log-format", "PRISMCACHE_LOG_FORMAT", "text, json, or auto (text on a terminal, JSON otherwise)", enumValue{&c.LogFormat, LogFormats()}, false, false},
+		{"debug-listen", "PRISMCACHE_DEBUG_LISTEN", "address of a separate HTTP server with Go's profiles at /debug/pprof/ (empty: off; keep it on localhost)", stringValue{&c.DebugListen, "host:port"}, false, false},
 	}
 }
 
-// RegisterFlags defines a flag for every setting on fs. Parse fs after
-// LoadEnv so that flags win over the environment.
+// RegisterFlags defines a flag for every setting on fs — for a
+// configuration of LoadTool, only those of the settings such a command
+// uses. Parse fs after LoadEnv so that flags win over the environment.
+// Every flag's value is a Typed.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, s := range c.settings() {
+		if c.tool && !s.tool {
+			continue
+		}
 		usage := s.usage + " (env " + s.env + ")"
 		fs.Var(s.value, s.flag, usage)
 	}
@@ -179,6 +194,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", c.Listen, "want host:port, e.g. 127.0.0.1:8080")
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			bad("admin-listen", c.AdminListen, "want host:port, e.g. 127.0.0.1:9090, or empty to serve the admin routes on --listen")
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			bad("admin-listen", c.AdminListen, "want an address other than --listen's, or empty to serve the admin routes on --listen")
+		}
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || u.Host == "" || !validRedisScheme(u.Scheme) {
 		bad("redis-url", redactURL(c.RedisURL), "want redis://[user:password@]host:port[/db], rediss://…, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master")
@@ -253,17 +275,41 @@ func (c *Config) Validate() error {
 			bad("admin-token", "(hidden)", msg)
 		}
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log-level", c.LogLevel, "want debug, info, warn or error")
+	if !slices.Contains(LogLevels(), c.LogLevel) {
+		bad("log-level", c.LogLevel, "want "+oneOf(LogLevels()))
 	}
-	switch c.LogFormat {
-	case "auto", "text", "json":
-	default:
-		bad("log-format", c.LogFormat, "want text, json or auto")
+	if !slices.Contains(LogFormats(), c.LogFormat) {
+		bad("log-format", c.LogFormat, "want "+oneOf(LogFormats()))
 	}
 	return errors.Join(errs...)
+}
+
+// Warning is something in a valid configuration that the operator should
+// hear about at start-up: a message and slog attributes.
+type Warning struct {
+	Msg   string
+	Attrs []any
+}
+
+// Warnings lists what is allowed but probably not meant: an --event-action
+// override of an event type prismcache does not know (a misspelling would
+// otherwise leave the intended type on its default silently).
+func (c *Config) Warnings() []Warning {
+	var out []Warning
+	ov, err := webhook.ParseOverrides(c.EventActions)
+	if err != nil {
+		return nil
+	}
+	known := webhook.KnownTypes()
+	for _, typ := range slices.Sorted(maps.Keys(ov)) {
+		if !slices.Contains(known, typ) {
+			out = append(out, Warning{
+				Msg:   "--event-action names an event type prismcache does not know: is it misspelt? The override applies only if Prismatic sends exactly that type",
+				Attrs: []any{"type", typ, "known", strings.Join(known, ", ")},
+			})
+		}
+	}
+	return out
 }
 
 // Actions returns the event table with the configured overrides.
@@ -290,4 +336,14 @@ func redactURL(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// EnvVars lists the environment variable of every setting, and
+// PRISMCACHE_CONFIG: what a deployment may set.
+func (c *Config) EnvVars() []string {
+	out := []string{"PRISMCACHE_CONFIG"}
+	for _, s := range c.settings() {
+		out = append(out, s.env)
+	}
+	return out
 }

@@ -92,7 +92,10 @@ func TestInvalidValues(t *testing.T) {
 		{"intake-max-requests", []string{"--intake-max-requests", "0"}, valid, []string{"intake-max-requests", `"0"`, "1 to"}},
 		{"body-stall-timeout", []string{"--body-stall-timeout", "1ms"}, valid, []string{"body-stall-timeout", "1ms", "100ms to 1m"}},
 		{"log-level", []string{"--log-level", "loud"}, valid, []string{"log-level", "loud", "debug, info"}},
-		{"log-format", []string{"--log-format", "xml"}, valid, []string{"log-format", "xml", "text, json or auto"}},
+		{"log-format", []string{"--log-format", "xml"}, valid, []string{"log-format", "xml", "auto, text or json"}},
+		{"log-level from env", nil, with(valid, "PRISMCACHE_LOG_LEVEL", "verbose"), []string{"PRISMCACHE_LOG_LEVEL", "verbose", "debug, info, warn or error"}},
+		{"admin-listen", []string{"--admin-listen", "9090"}, valid, []string{"admin-listen", `"9090"`, "host:port"}},
+		{"admin-listen same as listen", []string{"--admin-listen", "127.0.0.1:8080"}, valid, []string{"admin-listen", "other than --listen"}},
 		{"env value that does not parse", nil, with(valid, "PRISMCACHE_WORKERS", "many"), []string{"PRISMCACHE_WORKERS", "many", "whole number"}},
 		{"env duration", nil, with(valid, "PRISMCACHE_DEDUP_WINDOW", "1 day"), []string{"PRISMCACHE_DEDUP_WINDOW", "1 day", "duration"}},
 	} {
@@ -114,8 +117,8 @@ func TestInvalidValues(t *testing.T) {
 }
 
 func TestSeveralProblemsAreReportedTogether(t *testing.T) {
-	_, err := loadT(t, []string{"--workers", "0", "--log-level", "loud"}, valid)
-	if err == nil || !strings.Contains(err.Error(), "workers") || !strings.Contains(err.Error(), "log-level") {
+	_, err := loadT(t, []string{"--workers", "0", "--prismatic-rate", "0"}, valid)
+	if err == nil || !strings.Contains(err.Error(), "workers") || !strings.Contains(err.Error(), "prismatic-rate") {
 		t.Fatalf("err = %v, want both problems", err)
 	}
 }

@@ -96,7 +96,7 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string) (Conf
 
 func load(fs *flag.FlagSet, args []string, getenv func(string) string, c Config) (Config, error) {
 	var path string
-	fs.StringVar(&path, "config", "", "configuration file: one name = value per line, names as the flags (env PRISMCACHE_CONFIG)")
+	fs.StringVar(&path, "config", "", "`path` of a configuration file: one name = value per line, names as the flags (env PRISMCACHE_CONFIG)")
 	c.RegisterFlags(fs)
 	path = configPath(args, getenv("PRISMCACHE_CONFIG"))
 	if path != "" {
@@ -166,7 +166,7 @@ func (c *Config) readSecretFiles() error {
 		set      func(string)
 		hasValue bool
 	}{
-		{"webhook-secret", c.WebhookSecretFile, func(v string) { _ = listValue{&c.WebhookSecrets}.Set(v) }, len(c.WebhookSecrets) > 0},
+		{"webhook-secret", c.WebhookSecretFile, func(v string) { _ = listValue{p: &c.WebhookSecrets}.Set(v) }, len(c.WebhookSecrets) > 0},
 		{"admin-token", c.AdminTokenFile, func(v string) { c.AdminToken = v }, c.AdminToken != ""},
 		{"prismatic-token", c.PrismaticTokenFile, func(v string) { c.PrismaticToken = v }, c.PrismaticToken != ""},
 		{"prismatic-refresh-token", c.PrismaticRefreshTokenFile, func(v string) { c.PrismaticRefreshToken = v }, c.PrismaticRefreshToken != ""},

@@ -44,8 +44,33 @@ type Result struct {
 	// waiter on any replica can tell a run that began after its request
 	// from one that was already in flight.
 	Claimed time.Time `json:"claimed"`
-	// Took is how long the run lasted.
-	Took time.Duration `json:"took,omitempty"`
+	// Took is how long the run lasted; in JSON it is tookSeconds, a number
+	// of seconds, as every duration the daemon shows.
+	Took time.Duration `json:"-"`
+}
+
+// resultJSON is Result's JSON form.
+type resultJSON struct {
+	resultFields
+	TookSeconds float64 `json:"tookSeconds,omitempty"`
+}
+
+type resultFields Result // Result without its methods
+
+// MarshalJSON writes Took as tookSeconds.
+func (r Result) MarshalJSON() ([]byte, error) {
+	return json.Marshal(resultJSON{resultFields: resultFields(r), TookSeconds: r.Took.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var v resultJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Result(v.resultFields)
+	r.Took = time.Duration(v.TookSeconds * float64(time.Second))
+	return nil
 }
 
 // Waiters lets callers wait for the next result of an id, whichever replica

@@ -18,9 +18,26 @@ const (
 	IdleTimeout       = 90 * time.Second
 )
 
+// Routes selects the routes one Server serves, so that the webhook and the
+// admin routes can listen on addresses of their own.
+type Routes int
+
+const (
+	// AllRoutes serves every route on one listener.
+	AllRoutes Routes = iota
+	// PublicRoutes serves what Prismatic and load balancers need: the
+	// webhook route, /healthz and /readyz.
+	PublicRoutes
+	// AdminRoutes serves what operators need: /metrics, /status, the admin
+	// API under /v1, and /healthz and /readyz too.
+	AdminRoutes
+)
+
 // Options are what the server routes to. Nil handlers leave their routes
 // unregistered.
 type Options struct {
+	// Routes selects which of the routes below this server serves.
+	Routes Routes
 	// Intake handles POST /webhooks/prismatic.
 	Intake http.Handler
 	// Ready reports whether the daemon can serve, its state and why. GET
@@ -50,6 +67,13 @@ type Server struct {
 // New builds the server and its routes.
 func New(opts Options) *Server {
 	mux := http.NewServeMux()
+	public, admin := opts.Routes != AdminRoutes, opts.Routes != PublicRoutes
+	if !public {
+		opts.Intake = nil
+	}
+	if !admin {
+		opts.Status, opts.Metrics = nil, nil
+	}
 	if opts.Intake != nil {
 		mux.Handle("/webhooks/prismatic", opts.Intake)
 	}
@@ -82,7 +106,7 @@ func New(opts Options) *Server {
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
 	}
-	if opts.Admin != nil {
+	if opts.Admin != nil && admin {
 		opts.Admin.Register(mux)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -106,12 +130,21 @@ func New(opts Options) *Server {
 // Open listens on addr and serves in the background. Listening first means a
 // taken port is an error here, not later.
 func (s *Server) Open(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return err
 	}
 	s.Serve(ln)
 	return nil
+}
+
+// Listen listens on a TCP address, with an error that names it.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // Serve serves on a listener the caller opened, in the background.

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -115,4 +117,10 @@ func (a Actions) String() string {
 		b.WriteString(k + "=" + string(a.m[k]))
 	}
 	return b.String()
+}
+
+// KnownTypes lists, sorted, the event types of the default table: those
+// prismcache knows what to do with.
+func KnownTypes() []string {
+	return slices.Sorted(maps.Keys(DefaultActions()))
 }

@@ -171,9 +171,11 @@ var sources = []*ast.Source{
 #   [enum] enum/input copied from prism's generated TypeScript (introspection output)
 #   [use]  field/argument used in a query written by Prismatic; its type is inferred
 #   [inf]  type or nullability is a guess -- verify against introspection
-# When a live schema can be introspected (bearer token plus the header
-# "Prismatic-Docs-Introspection: true", as prism's codegen does), replace the
-# guessed parts and run ` + "`" + `go generate ./...` + "`" + `.
+# ` + "`" + `prismcache schema pull` + "`" + ` replaces the guessed parts with a live API's types
+# (it introspects with a bearer token and the header
+# "Prismatic-Docs-Introspection: true", as prism's codegen does), keeping
+# these comments and noting what it changed; then run ` + "`" + `go generate ./...` + "`" + `.
+# ` + "`" + `prismcache check-config --online` + "`" + ` only compares, naming what differs.
 #
 # Source tags:
 #   D-INST    https://prismatic.io/docs/api/schema/object/Instance/
