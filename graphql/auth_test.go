@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 func TestRefreshRequest(t *testing.T) {
@@ -50,7 +52,7 @@ func TestRefreshRequest(t *testing.T) {
 // moment the access token must be renewed: a fifth of its life before it
 // expires, at most ten minutes.
 func TestRefreshRenewal(t *testing.T) {
-	start := newFakeClock().Now()
+	start := testutil.NewClock().Now()
 	tests := []struct {
 		name    string
 		token   func(n int) reply // the n-th exchange's answer, n from 1
@@ -70,7 +72,8 @@ func TestRefreshRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &fakeClock{now: start}
+			clock := testutil.NewClock()
+			clock.Advance(start.Sub(clock.Now()))
 			var n atomic.Int32
 			api := newFakeAPI(t, func(gqlRequest) reply { return reply{body: okBody} })
 			api.setAuth(func(map[string]string) reply { return tt.token(int(n.Add(1))) })
@@ -184,7 +187,7 @@ func TestGraphQLUnauthenticatedRenews(t *testing.T) {
 
 func TestRefreshFails(t *testing.T) {
 	const refresh = "rt-very-secret-refresh-token"
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	tests := []struct {
 		name       string
 		reply      reply
@@ -229,7 +232,7 @@ func TestRefreshFails(t *testing.T) {
 // TestRefreshKeepsTokenWhenRenewalFails: the renewal is early, so a failed
 // one falls back to the current token for up to a minute past renewAt.
 func TestRefreshKeepsTokenWhenRenewalFails(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	var failing atomic.Bool
 	api := newFakeAPI(t, bearerOnly("access-1"))
 	api.setAuth(func(map[string]string) reply {

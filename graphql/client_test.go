@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 func TestNewEndpoint(t *testing.T) {
@@ -92,7 +94,7 @@ func TestStaticBearer(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	tests := []struct {
 		name       string
 		reply      reply
@@ -291,7 +293,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 }
 
 func TestObserve(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	api := newFakeAPI(t, func(req gqlRequest) reply {
 		clock.Advance(1500 * time.Millisecond)
 		if req.OperationName == "Fails" {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe to write from one goroutine and read
@@ -96,13 +98,13 @@ func TestDevGuideCommandsWork(t *testing.T) {
 	before := getEntry()
 
 	do(t, http.MethodPut, change[1], change[2])
-	waitFor(t, "the entry to turn stale", func() bool { return getEntry()["stale"] == true })
+	testutil.Eventually(t, "the entry to turn stale", func() bool { return getEntry()["stale"] == true })
 	if e := getEntry(); valueOf(e) != valueOf(before) {
 		t.Fatalf("after the change the entry holds %v, want the old %v until a deploy", valueOf(e), valueOf(before))
 	}
 
 	do(t, http.MethodPost, deploy[1], "")
-	waitFor(t, "the deployed value", func() bool { e := getEntry(); return valueOf(e) == newValue.Value && e["stale"] == false })
+	testutil.Eventually(t, "the deployed value", func() bool { e := getEntry(); return valueOf(e) == newValue.Value && e["stale"] == false })
 	if e := getEntry(); e["rev"].(float64) <= before["rev"].(float64) {
 		t.Fatalf("rev %v did not grow past %v", e["rev"], before["rev"])
 	}
@@ -178,17 +180,6 @@ func do(t *testing.T, method, url, body string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, b)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

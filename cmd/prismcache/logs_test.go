@@ -16,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/prismcache/prismcache/internal/prismaticsim"
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // TestJSONLogsStayJSONWithRedisStopped runs the daemon with --log-format
@@ -43,7 +44,7 @@ func TestJSONLogsStayJSONWithRedisStopped(t *testing.T) {
 			"--event-action", "instance.updatd=refetch",
 		}, io.Discard, logs)
 	}()
-	waitFor(t, "the daemon to start", func() bool {
+	testutil.Eventually(t, "the daemon to start", func() bool {
 		select {
 		case rc := <-done:
 			t.Fatalf("serve exited %d:\n%s", rc, logs.String())
@@ -64,7 +65,7 @@ func TestJSONLogsStayJSONWithRedisStopped(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	waitFor(t, "go-redis to report the failed dials", func() bool { return strings.Contains(logs.String(), `"component":"go-redis"`) })
+	testutil.Eventually(t, "go-redis to report the failed dials", func() bool { return strings.Contains(logs.String(), `"component":"go-redis"`) })
 	cancel()
 	select {
 	case <-done:

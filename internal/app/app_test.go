@@ -25,6 +25,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/store"
+	"github.com/prismcache/prismcache/internal/testutil"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
@@ -157,16 +158,10 @@ func startReplica(t *testing.T, b redistest.Backend, simURL string, opts e2eOpti
 	return a
 }
 
-// waitFor polls cond until it holds, failing the test after 10s.
+// waitFor polls cond until it holds (testutil.Eventually).
 func (h *harness) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, cond)
 }
 
 func (h *harness) entry(t *testing.T, id string) cache.Entry {

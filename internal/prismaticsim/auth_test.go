@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 func refresh(t *testing.T, url string, body map[string]string) (int, map[string]any) {
@@ -61,7 +63,7 @@ func TestAPIAuth(t *testing.T) {
 }
 
 func TestRefreshTokenExchange(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	_, srv := newTestSim(t, Options{
 		Now: clock.Now, RefreshToken: "rt-1", TenantID: "tenant-a", AccessTokenTTL: 5 * time.Second,
 	})

@@ -12,36 +12,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
-
-// fakeClock is an injectable clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // newTestSim starts a Sim and an httptest server for it, both closed when the
 // test ends.
 func newTestSim(t *testing.T, opts Options) (*Sim, *httptest.Server) {
 	t.Helper()
 	if opts.Now == nil {
-		opts.Now = newFakeClock().Now
+		opts.Now = testutil.NewClock().Now
 	}
 	sim, err := New(opts)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 func TestSeedIsDeterministic(t *testing.T) {
@@ -94,7 +96,7 @@ func TestSeedLayout(t *testing.T) {
 }
 
 func TestDeployedTruth(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	sim, err := New(Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,12 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 func TestStatsByOperationAndSecond(t *testing.T) {
-	clock := newFakeClock()
+	clock := testutil.NewClock()
 	t0 := clock.Now()
 	sim, srv := newTestSim(t, Options{Now: clock.Now})
 	named := `query Page($first: Int!) { instances(first: $first) { totalCount } }`

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // ClusterNodeTimeout is the cluster-node-timeout of the clusters the tests
@@ -56,7 +58,7 @@ func StartCluster(t testing.TB) *RedisCluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	ctx := context.Background()
-	waitUntil(t, "the cluster to form", func() bool {
+	testutil.Eventually(t, "the cluster to form", func() bool {
 		masters, replicas := 0, 0
 		for _, n := range c.Nodes {
 			if n.clusterInfo(ctx, "cluster_state") != "ok" || n.clusterInfo(ctx, "cluster_known_nodes") != "6" {
@@ -76,7 +78,7 @@ func StartCluster(t testing.TB) *RedisCluster {
 	})
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	t.Cleanup(func() { _ = client.Close() })
-	waitUntil(t, "the cluster client to see every slot", func() bool {
+	testutil.Eventually(t, "the cluster client to see every slot", func() bool {
 		return client.Set(ctx, "{a}probe", 1, time.Second).Err() == nil && client.Set(ctx, "{b}probe", 1, time.Second).Err() == nil &&
 			client.Set(ctx, "{c}probe", 1, time.Second).Err() == nil
 	})
@@ -169,7 +171,7 @@ func (c *RedisCluster) WaitFailover(t testing.TB, replicas []*Server) (*Server, 
 	t.Helper()
 	ctx := context.Background()
 	var promoted *Server
-	waitUntil(t, "a replica to take over", func() bool {
+	testutil.Eventually(t, "a replica to take over", func() bool {
 		promoted = nil
 		for _, r := range replicas {
 			if r.Alive() && r.Role(ctx) == "master" {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // MasterName is the name the sentinels of a SentinelGroup monitor.
@@ -60,7 +62,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *SentinelGroup {
 	host, port, _ := net.SplitHostPort(g.Master.Addr)
 	g.Replica = startServer(t, bin, root, "replica", plainServer, "--replicaof", host, port)
 	ctx := context.Background()
-	waitUntil(t, "the replica to sync", func() bool {
+	testutil.Eventually(t, "the replica to sync", func() bool {
 		return g.Replica.info(ctx, "replication", "master_link_status") == "up"
 	})
 	for i := range 3 {
@@ -70,7 +72,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *SentinelGroup {
 			"sentinel", fmt.Sprintf("failover-timeout %s 10000", MasterName))
 		g.Sentinels = append(g.Sentinels, s)
 	}
-	waitUntil(t, "the sentinels to know the replica and each other", func() bool {
+	testutil.Eventually(t, "the sentinels to know the replica and each other", func() bool {
 		for _, s := range g.Sentinels {
 			replicas, err := s.client.Do(ctx, "SENTINEL", "REPLICAS", MasterName).Slice()
 			if err != nil || len(replicas) != 1 {
@@ -138,7 +140,7 @@ func (g *SentinelGroup) StartFailover(t testing.TB) {
 func (g *SentinelGroup) WaitSwitch(t testing.TB, to *Server) time.Time {
 	t.Helper()
 	ctx := context.Background()
-	waitUntil(t, "the sentinels to switch to "+to.Addr, func() bool {
+	testutil.Eventually(t, "the sentinels to switch to "+to.Addr, func() bool {
 		for _, s := range g.Sentinels {
 			if g.MasterAddr(ctx, s) != to.Addr {
 				return false

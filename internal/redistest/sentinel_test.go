@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // TestSentinelFailsOver checks the Sentinel helpers: a planned failover
@@ -23,7 +25,7 @@ func TestSentinelFailsOver(t *testing.T) {
 		t.Fatal("no +switch-master within 30s of SENTINEL FAILOVER")
 	}
 	g.WaitSwitch(t, g.Replica)
-	waitUntil(t, "the failover client to write to the new master", func() bool {
+	testutil.Eventually(t, "the failover client to write to the new master", func() bool {
 		return g.Client.Set(ctx, g.Prefix+"after", 1, 0).Err() == nil &&
 			g.Replica.Client().Exists(ctx, g.Prefix+"after").Val() == 1
 	})

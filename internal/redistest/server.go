@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // Server is one redis-server process of a test's own (a Cluster node, a
@@ -236,7 +238,7 @@ func (s *Server) crash(t testing.TB) {
 	if err := s.client.Do(ctx, "CLIENT", "PAUSE", 5000, "WRITE").Err(); err != nil {
 		t.Fatalf("pause writes on %s: %v", s.Addr, err)
 	}
-	waitUntil(t, "the replicas of "+s.Addr+" to catch up", func() bool { return s.replicasCaughtUp(ctx) })
+	testutil.Eventually(t, "the replicas of "+s.Addr+" to catch up", func() bool { return s.replicasCaughtUp(ctx) })
 	s.Kill()
 }
 
@@ -253,19 +255,6 @@ func freePorts(t testing.TB, n int) []int {
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
 	return ports
-}
-
-// waitUntil polls cond every 10ms until it holds, failing the test after
-// 30s.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // StartServer starts a standalone redis-server of the test's own, with

@@ -10,6 +10,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/store"
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // TestCensusCountsWhatTheCacheHoldsNow: the census counts entries by state
@@ -58,7 +59,7 @@ func TestCensusCountsWhatTheCacheHoldsNow(t *testing.T) {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); census.Run(runCtx) }()
-		eventually(t, "a recorded census", func() bool {
+		testutil.Eventually(t, "a recorded census", func() bool {
 			other := &refresh.Census{Store: db}
 			c, err := other.Read(ctx)
 			return err == nil && c != nil && c.Fresh == 5 && c.FetchFailed == 1

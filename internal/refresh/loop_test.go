@@ -10,6 +10,7 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/store"
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // emptyLister lists no instances, counting the passes that asked.
@@ -29,7 +30,7 @@ func TestReplicasShareOneReconcileInterval(t *testing.T) {
 		defer cancel()
 		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		work := refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})
-		clk := newClock()
+		clk := testutil.NewClock()
 		api := &emptyLister{}
 		var passes atomic.Int64
 		done := make(chan struct{}, 2)
@@ -45,14 +46,14 @@ func TestReplicasShareOneReconcileInterval(t *testing.T) {
 					}})
 			}()
 		}
-		eventually(t, "the first pass", func() bool { return passes.Load() >= 1 })
+		testutil.Eventually(t, "the first pass", func() bool { return passes.Load() >= 1 })
 		// Both replicas keep checking; within the interval nobody passes.
 		time.Sleep(100 * time.Millisecond) // let each loop check the marker many times
 		if n := passes.Load(); n != 1 {
 			t.Fatalf("%d passes within one interval, want 1", n)
 		}
 		clk.Advance(2 * time.Hour) // the interval is over for both
-		eventually(t, "the second pass", func() bool { return passes.Load() >= 2 })
+		testutil.Eventually(t, "the second pass", func() bool { return passes.Load() >= 2 })
 		time.Sleep(100 * time.Millisecond)
 		if n := passes.Load(); n != 2 {
 			t.Fatalf("%d passes after one interval, want 2: each replica ran its own", n)
@@ -73,7 +74,7 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 		defer cancel()
 		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
 		work := refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})
-		clk := newClock()
+		clk := testutil.NewClock()
 		api := &emptyLister{}
 		var passes atomic.Int64
 		repairs := make(chan string, 4)
@@ -95,15 +96,15 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 					}})
 			}()
 		}
-		eventually(t, "the first pass", func() bool { return passes.Load() >= 1 })
+		testutil.Eventually(t, "the first pass", func() bool { return passes.Load() >= 1 })
 		owing := replicas[1]
 		owing.Owe(refresh.RepairRefused, clk.Now())
 		if o := owing.Owed(); o == nil || o.Reason != refresh.RepairRefused {
 			t.Fatalf("Owed = %+v, want the refusal", o)
 		}
 		clk.Advance(2 * time.Second) // well within the hour
-		eventually(t, "the repair pass", func() bool { return passes.Load() >= 2 })
-		eventually(t, "the debt to be paid", func() bool { return owing.Owed() == nil })
+		testutil.Eventually(t, "the repair pass", func() bool { return passes.Load() >= 2 })
+		testutil.Eventually(t, "the debt to be paid", func() bool { return owing.Owed() == nil })
 		time.Sleep(100 * time.Millisecond)
 		if n := passes.Load(); n != 2 {
 			t.Fatalf("%d passes, want 2: one repair pays the debt", n)

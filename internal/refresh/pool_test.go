@@ -13,6 +13,7 @@ import (
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
 	"github.com/prismcache/prismcache/internal/store"
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
 // fakeAPI answers FetchInstance from a function, counting calls.
@@ -56,17 +57,6 @@ func (r *poolRig) results() []refresh.Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]refresh.Result(nil), r.res...)
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestPoolShutdownHandsBackWhatItHolds(t *testing.T) {
@@ -117,7 +107,7 @@ func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 3, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the first fetch to write", func() bool {
+		testutil.Eventually(t, "the first fetch to write", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.Doc != nil
 		})
@@ -127,7 +117,7 @@ func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 		fail.Store(true)
 		before := api.calls.Load()
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the entry to say fetch_failed", func() bool {
+		testutil.Eventually(t, "the entry to say fetch_failed", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.StaleReason == cache.StaleFetchFailed
 		})
@@ -138,7 +128,7 @@ func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 		if st.Entry.PriorStaleReason != cache.StaleUpdated {
 			t.Fatalf("prior_stale_reason = %q, want %q: the reason it was stale for before must stay visible", st.Entry.PriorStaleReason, cache.StaleUpdated)
 		}
-		eventually(t, "retries well past FailedAfter", func() bool { return api.calls.Load()-before >= 10 })
+		testutil.Eventually(t, "retries well past FailedAfter", func() bool { return api.calls.Load()-before >= 10 })
 		if s, _ := r.ws.Stats(ctx); s.Queued+s.Leased != 1 || s.Failed != 1 {
 			t.Fatalf("work set %+v: the failing id must stay queued and count as failed", s)
 		}
@@ -148,11 +138,11 @@ func TestPoolNeverGivesUpOnAcknowledgedWork(t *testing.T) {
 			}
 		}
 		fail.Store(false)
-		eventually(t, "the entry to be fresh again", func() bool {
+		testutil.Eventually(t, "the entry to be fresh again", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return !st.Entry.Stale && st.Entry.LastError == "" && st.Entry.PriorStaleReason == ""
 		})
-		eventually(t, "the work set to empty", func() bool {
+		testutil.Eventually(t, "the work set to empty", func() bool {
 			s, _ := r.ws.Stats(ctx)
 			return s.Queued == 0 && s.Leased == 0 && s.Failing == 0
 		})
@@ -194,7 +184,7 @@ func TestPoolBringsFailedWorkForwardWhenTheAPIAnswers(t *testing.T) {
 				defer r.pool.Close(ctx)
 				waiting := []string{"w-1", "w-2", "w-3", "w-4", "w-5"}
 				_ = r.ws.Add(ctx, time.Time{}, waiting...)
-				eventually(t, "every id to fail once", func() bool {
+				testutil.Eventually(t, "every id to fail once", func() bool {
 					s, _ := r.ws.Stats(ctx)
 					return s.Failing == int64(len(waiting)) && s.Leased == 0 && s.Due == 0
 				})
@@ -205,7 +195,7 @@ func TestPoolBringsFailedWorkForwardWhenTheAPIAnswers(t *testing.T) {
 					r.pool.APIRecovered()
 				}
 				for _, id := range waiting {
-					eventually(t, id+" to be fetched", func() bool {
+					testutil.Eventually(t, id+" to be fetched", func() bool {
 						st, _ := r.store.Load(ctx, id)
 						return st.Entry.Doc != nil && st.Entry.DeployedVersion == 4
 					})
@@ -231,14 +221,14 @@ func TestPoolRetriesRefusedCredentials(t *testing.T) {
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 2, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "several attempts", func() bool { return api.calls.Load() >= 4 })
+		testutil.Eventually(t, "several attempts", func() bool { return api.calls.Load() >= 4 })
 		for _, res := range r.results() {
 			if !res.Retrying || res.Error == "" {
 				t.Fatalf("result %+v: a refused token must be retried", res)
 			}
 		}
 		refuse.Store(false)
-		eventually(t, "the instance to be cached once the token works", func() bool {
+		testutil.Eventually(t, "the instance to be cached once the token works", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.Doc != nil
 		})
@@ -270,7 +260,7 @@ func TestPoolDropsOnlyMootWork(t *testing.T) {
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 3, Retry: fastRetry, PollInterval: 10 * time.Millisecond})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "never-cached", "deleted")
-		eventually(t, "both to be dropped", func() bool {
+		testutil.Eventually(t, "both to be dropped", func() bool {
 			s, _ := r.ws.Stats(ctx)
 			return s.Queued == 0 && s.Leased == 0
 		})
@@ -308,10 +298,10 @@ func TestPoolDeletesOnlyWhenTheInstanceIsNull(t *testing.T) {
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 1, FailedAfter: 1, Retry: fastRetry})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the entry", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Exists })
+		testutil.Eventually(t, "the entry", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Exists })
 		mode.Store(1)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the failure to be recorded", func() bool {
+		testutil.Eventually(t, "the failure to be recorded", func() bool {
 			st, _ := r.store.Load(ctx, "inst-1")
 			return st.Entry.StaleReason == cache.StaleFetchFailed
 		})
@@ -320,7 +310,7 @@ func TestPoolDeletesOnlyWhenTheInstanceIsNull(t *testing.T) {
 		}
 		mode.Store(2)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the delete", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Tombstoned && !st.Exists })
+		testutil.Eventually(t, "the delete", func() bool { st, _ := r.store.Load(ctx, "inst-1"); return st.Tombstoned && !st.Exists })
 	})
 }
 
@@ -337,12 +327,12 @@ func TestPoolCoalescesABurstIntoAtMostTwoFetches(t *testing.T) {
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 4})
 		defer r.pool.Close(ctx)
 		_ = r.ws.Add(ctx, time.Time{}, "inst-1")
-		eventually(t, "the first fetch", func() bool { return api.calls.Load() == 1 })
+		testutil.Eventually(t, "the first fetch", func() bool { return api.calls.Load() == 1 })
 		for range 100 {
 			_ = r.ws.Add(ctx, time.Time{}, "inst-1")
 		}
 		close(release)
-		eventually(t, "quiet", func() bool {
+		testutil.Eventually(t, "quiet", func() bool {
 			s, _ := r.ws.Stats(ctx)
 			return s.Queued == 0 && s.Leased == 0 && len(r.results()) >= 2
 		})
@@ -395,7 +385,7 @@ func TestConnectionJobSkipsInstancesFetchedSinceTheEvent(t *testing.T) {
 		}
 		r := startPool(t, b, api, refresh.PoolOptions{Workers: 2, Resolver: fakeResolver{ids: []string{"fresh", "between", "old", "uncached"}}})
 		defer r.pool.Close(ctx)
-		eventually(t, "the job and its fetches", func() bool {
+		testutil.Eventually(t, "the job and its fetches", func() bool {
 			s, _ := r.ws.Stats(ctx)
 			return len(r.results()) >= 4 && s.Queued == 0 && s.Leased == 0
 		})
@@ -449,7 +439,7 @@ func TestConnectionJobIsNeverDropped(t *testing.T) {
 		if err := r.ws.Add(ctx, time.Time{}, refresh.ConnectionJob("Q3VzdG9tZXJDb25maWdWYXJpYWJsZTox")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the instance behind the connection to be fetched", func() bool { return fetched.Load() == 1 })
+		testutil.Eventually(t, "the instance behind the connection to be fetched", func() bool { return fetched.Load() == 1 })
 	})
 }
 
@@ -471,7 +461,7 @@ func TestCustomerDeleteJobRemovesOnlyThatCustomer(t *testing.T) {
 		if err := r.ws.Add(ctx, time.Time{}, refresh.CustomerDeleteJob("Q3VzdG9tZXI6Z29uZQ==", "shared-ext")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the job", func() bool { return len(r.results()) == 1 })
+		testutil.Eventually(t, "the job", func() bool { return len(r.results()) == 1 })
 		for id, wantGone := range map[string]bool{"gone-1": true, "gone-2": true, "kept": false} {
 			st, _ := db.Load(ctx, id)
 			if st.Tombstoned != wantGone || st.Exists == wantGone {

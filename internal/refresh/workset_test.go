@@ -12,29 +12,10 @@ import (
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/store"
+	"github.com/prismcache/prismcache/internal/testutil"
 )
 
-// clock is a settable test clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newWorkSet(t *testing.T, b redistest.Backend, c *clock, lease time.Duration) *refresh.WorkSet {
+func newWorkSet(t *testing.T, b redistest.Backend, c *testutil.Clock, lease time.Duration) *refresh.WorkSet {
 	t.Helper()
 	return refresh.NewWorkSet(b.Client, store.NewKeys(b.Prefix), refresh.WorkSetOptions{Lease: lease, Now: c.Now})
 }
@@ -60,7 +41,7 @@ func TestWorkSetCoalescesABurst(t *testing.T) { redistest.Each(t, testWorkSetCoa
 
 func testWorkSetCoalescesABurst(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	ws := newWorkSet(t, b, c, time.Minute)
 	for range 50 {
 		if err := ws.Add(ctx, time.Time{}, "a", "b"); err != nil {
@@ -82,7 +63,7 @@ func TestWorkSetRerunsOnceWhenAddedWhileClaimed(t *testing.T) {
 
 func testWorkSetRerunsOnceWhenAddedWhileClaimed(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	ws := newWorkSet(t, b, c, time.Minute)
 	if err := ws.Add(ctx, time.Time{}, "a"); err != nil {
 		t.Fatal(err)
@@ -119,7 +100,7 @@ func TestWorkSetAddIfRunningQueuesOnlyClaimedIDs(t *testing.T) {
 
 func testWorkSetAddIfRunningQueuesOnlyClaimedIDs(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	ws := newWorkSet(t, b, newClock(), time.Minute)
+	ws := newWorkSet(t, b, testutil.NewClock(), time.Minute)
 	if err := ws.AddIfRunning(ctx, "idle"); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +123,7 @@ func TestWorkSetExpiredLeaseIsClaimedAgain(t *testing.T) {
 
 func testWorkSetExpiredLeaseIsClaimedAgain(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	ws := newWorkSet(t, b, c, 10*time.Second)
 	_ = ws.Add(ctx, time.Time{}, "a")
 	dead := mustClaim(t, ws, 1, "crashed-worker")
@@ -170,7 +151,7 @@ func TestWorkSetExtendKeepsTheLease(t *testing.T) { redistest.Each(t, testWorkSe
 
 func testWorkSetExtendKeepsTheLease(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	ws := newWorkSet(t, b, c, 10*time.Second)
 	_ = ws.Add(ctx, time.Time{}, "a")
 	cl := mustClaim(t, ws, 1, "w1")
@@ -191,7 +172,7 @@ func TestWorkSetRetryBacksOffAndCountsAttempts(t *testing.T) {
 
 func testWorkSetRetryBacksOffAndCountsAttempts(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	c := newClock()
+	c := testutil.NewClock()
 	ws := newWorkSet(t, b, c, time.Minute)
 	_ = ws.Add(ctx, time.Time{}, "a")
 	for attempt := 0; attempt < 3; attempt++ {
@@ -228,7 +209,7 @@ func TestWorkSetReleaseMakesItDueAgain(t *testing.T) {
 
 func testWorkSetReleaseMakesItDueAgain(t *testing.T, b redistest.Backend) {
 	ctx := context.Background()
-	ws := newWorkSet(t, b, newClock(), time.Minute)
+	ws := newWorkSet(t, b, testutil.NewClock(), time.Minute)
 	_ = ws.Add(ctx, time.Time{}, "a")
 	cl := mustClaim(t, ws, 1, "shutting-down")
 	if err := ws.Release(ctx, cl[0]); err != nil {

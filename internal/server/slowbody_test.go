@@ -16,6 +16,7 @@ import (
 
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/server"
+	"github.com/prismcache/prismcache/internal/testutil"
 	"github.com/prismcache/prismcache/internal/webhook"
 	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
@@ -177,7 +178,7 @@ func TestSlowBodiesDoNotStarveWebhooks(t *testing.T) {
 		attack := &slowAttack{target: srv.Addr(), conns: 40, bodyLen: maxBody - 1, chunk: 2 << 10, every: 20 * time.Millisecond}
 		attack.start(t)
 		defer attack.close()
-		waitUntil(t, "the attack to fill the budget and be cut", func() bool {
+		testutil.Eventually(t, "the attack to fill the budget and be cut", func() bool {
 			st := r.in.Stats().Budget
 			return st.PeakBytes > budget-maxBody && st.Shed > 0
 		})
@@ -213,10 +214,10 @@ func TestSlowBodiesDoNotStarveWebhooks(t *testing.T) {
 		}
 		// Still under attack, and the attack is still being cut.
 		shedBefore := r.in.Stats().Budget.Shed
-		waitUntil(t, "more attack bodies to be cut", func() bool { return r.in.Stats().Budget.Shed > shedBefore })
+		testutil.Eventually(t, "more attack bodies to be cut", func() bool { return r.in.Stats().Budget.Shed > shedBefore })
 		attack.close()
 		// Closed by their senders, the bodies still held are let go.
-		waitUntil(t, "the budget to empty", func() bool {
+		testutil.Eventually(t, "the budget to empty", func() bool {
 			st := r.in.Stats().Budget
 			return st.Bytes == 0 && st.Requests == 0 && st.HeldBytes == 0
 		})
@@ -242,16 +243,4 @@ func TestSlowBodiesDoNotStarveWebhooks(t *testing.T) {
 			t.Errorf("%d valid webhooks answered 2xx but not in the work set: %v", len(want), want)
 		}
 	})
-}
-
-// waitUntil polls cond until it holds, failing after a generous deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
