@@ -239,6 +239,4 @@ func bearerOnly(want string) func(gqlRequest) reply {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func cursor(n int) string { return fmt.Sprintf("cursor:%d", n) }

@@ -367,12 +367,3 @@ func TestPrintableAndTruncate(t *testing.T) {
 		t.Errorf("truncate(65 bytes) = %q", got)
 	}
 }
-
-func mustPayload(t *testing.T, name string) []byte {
-	t.Helper()
-	b, ok := examples.All()[name]
-	if !ok {
-		t.Fatalf("no payload %s", name)
-	}
-	return b
-}
