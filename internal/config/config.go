@@ -14,6 +14,7 @@ import (
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/refresh"
+	"github.com/prismcache/prismcache/internal/server"
 	"github.com/prismcache/prismcache/internal/store"
 	"github.com/prismcache/prismcache/internal/webhook"
 )
@@ -78,11 +79,11 @@ func Default() Config {
 		RedisPrefix:       cache.DefaultPrefix,
 		RedisBatching:     true,
 		MaxBody:           DefaultMaxBody,
-		DedupWindow:       time.Hour,
-		MaxClockSkew:      5 * time.Minute,
+		DedupWindow:       server.DefaultDedupWindow,
+		MaxClockSkew:      server.DefaultMaxClockSkew,
 		IntakeMaxBytes:    DefaultIntakeMaxBytes,
 		IntakeMaxRequests: DefaultIntakeMaxRequests,
-		BodyStallTimeout:  5 * time.Second,
+		BodyStallTimeout:  server.DefaultBodyStall,
 		PrismaticURL:      graphql.DefaultURL,
 		PrismaticTimeout:  graphql.DefaultTimeout,
 		PrismaticRate:     10,
