@@ -20,4 +20,9 @@ type Message struct {
 	DeployedVersion int `json:"deployed_version,omitempty"`
 	// Rev is the entry's rev after the write.
 	Rev int64 `json:"rev"`
+	// ChangedKeys, on a refreshed message, are the config keys whose value
+	// (for connections, status) the write changed — empty when it changed
+	// none (ChangedKeys tells the rule). Nil when the message does not say:
+	// other changes, and daemons before this field.
+	ChangedKeys []string `json:"changed_keys,omitempty"`
 }

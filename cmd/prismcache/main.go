@@ -50,6 +50,7 @@ func commands() []command {
 		{"serve", "run the daemon", runServe},
 		{"dev", "run everything on this machine: embedded Redis, simulator, daemon", runDev},
 		{"get", "print an instance's cached entry as JSON", runGet},
+		{"history", "print an instance's latest revisions: what each deploy changed", runHistory},
 		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
 		{"resync", "compare every instance with Prismatic now and fetch what differs", runResync},
 		{"sim", "run the Prismatic simulator alone", runSim},

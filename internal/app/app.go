@@ -150,7 +150,7 @@ func (a *App) Start(ctx context.Context) error {
 	case a.Batcher != nil:
 		registerBatchMetrics(a.Registry, a.Batcher)
 	}
-	a.store = store.New(a.rdb, store.Options{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL})
+	a.store = store.New(a.rdb, store.Options{Prefix: cfg.RedisPrefix, TombstoneTTL: cfg.TombstoneTTL, HistoryDepth: cfg.HistoryDepth})
 	shards, changed, err := refresh.RecordedShards(pingCtx, a.rdb, a.store.Keys(), cfg.WorkShards)
 	if err != nil {
 		a.closeRedis()

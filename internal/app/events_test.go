@@ -752,7 +752,7 @@ func watchFeed(t *testing.T, h *harness) *feed {
 }
 
 // of returns the messages about id, checking each has exactly id, change,
-// deployed_version (except a delete's) and rev.
+// deployed_version (except a delete's), rev, and on a refresh changed_keys.
 func (f *feed) of(t *testing.T, id string) []cache.Message {
 	t.Helper()
 	f.mu.Lock()
@@ -771,8 +771,11 @@ func (f *feed) of(t *testing.T, id string) []cache.Message {
 			}
 		})
 		want := []string{"change", "deployed_version", "id", "rev"}
-		if string(fields["change"]) == `"deleted"` {
+		switch string(fields["change"]) {
+		case `"deleted"`:
 			want = []string{"change", "id", "rev"}
+		case `"refreshed"`:
+			want = []string{"change", "changed_keys", "deployed_version", "id", "rev"}
 		}
 		if !slices.Equal(keys, want) {
 			t.Fatalf("change feed message %s has members %v, want %v", raw, keys, want)
@@ -918,5 +921,47 @@ func TestEventSystemInstanceSurvivesResync(t *testing.T) {
 		h.waitFor(t, "the next deploy", func() bool {
 			return idle(t, h) && !notCached(t, h, sys) && h.entry(t, sys).DeployedVersion == truth.DeployedVersion
 		})
+	})
+}
+
+// TestDeployTellsWhatChanged: deploying a change of one key publishes a
+// refresh naming exactly that key, and the history keeps the revision with
+// its old and new value.
+func TestDeployTellsWhatChanged(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		h := start(t, b)
+		f := watchFeed(t, h)
+		id := h.sim.DemoInstanceID()
+		key, old, next := plainVar(t, h.sim, id)
+		before := h.entry(t, id)
+		delivered(t, "change")(h.sim.SetConfig(id, key, next))
+		delivered(t, "deploy")(h.sim.Deploy(id))
+		var deployMsg *cache.Message
+		h.waitFor(t, "the deploy's refresh on the feed", func() bool {
+			for _, m := range f.of(t, id) {
+				if m.Change == cache.ChangeRefreshed && m.Rev > before.Rev {
+					deployMsg = &m
+					return true
+				}
+			}
+			return false
+		})
+		if !slices.Equal(deployMsg.ChangedKeys, []string{key}) {
+			t.Fatalf("changed_keys %v, want exactly [%s]", deployMsg.ChangedKeys, key)
+		}
+		revs, err := h.store.History(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(revs) != 2 {
+			t.Fatalf("%d revisions, want 2: the first sync's and the deploy's", len(revs))
+		}
+		c := revs[0].Changes
+		if len(c) != 1 || c[0].Key != key || c[0].Old == nil || *c[0].Old != old || c[0].New == nil || *c[0].New != next {
+			t.Fatalf("newest revision's changes %+v, want %s from %q to %q", c, key, old, next)
+		}
+		if revs[0].DeployedVersion <= revs[1].DeployedVersion {
+			t.Fatalf("revisions not newest first: %d then %d", revs[0].DeployedVersion, revs[1].DeployedVersion)
+		}
 	})
 }

@@ -51,6 +51,7 @@ type Config struct {
 	MaxAttempts    int
 	RetryMax       time.Duration
 	TombstoneTTL   time.Duration
+	HistoryDepth   int
 	ResyncInterval time.Duration
 	WorkLease      time.Duration
 	WorkShards     int
@@ -91,6 +92,7 @@ func Default() Config {
 		MaxAttempts:       refresh.DefaultFailedAfter,
 		RetryMax:          refresh.DefaultRetryMax,
 		TombstoneTTL:      store.DefaultTombstoneTTL,
+		HistoryDepth:      store.DefaultHistoryDepth,
 		ResyncInterval:    refresh.DefaultResyncInterval,
 		WorkLease:         refresh.DefaultLease,
 		WorkShards:        refresh.DefaultShards,
@@ -132,6 +134,7 @@ func (c *Config) settings() []setting {
 		{"max-attempts", "PRISMCACHE_MAX_ATTEMPTS", "failed fetches of one instance before its entry says fetch_failed with last_error (it is retried all the same, for as long as it fails)", intValue{&c.MaxAttempts, "count"}, false, true},
 		{"retry-max", "PRISMCACHE_RETRY_MAX", "longest wait between two retries of a failed fetch (exponential backoff with jitter up to it; a longer Retry-After from the API wins)", durationValue{&c.RetryMax}, false, true},
 		{"tombstone-ttl", "PRISMCACHE_TOMBSTONE_TTL", "how long a deleted instance's tombstone is kept", durationValue{&c.TombstoneTTL}, false, true},
+		{"history-depth", "PRISMCACHE_HISTORY_DEPTH", "how many revisions of each instance (what each deploy changed) are kept in Redis; 0 keeps none", intValue{&c.HistoryDepth, "count"}, false, true},
 		{"admin-token", "PRISMCACHE_ADMIN_TOKEN", "bearer token of the admin API under /v1 (empty: the API is off)", stringValue{&c.AdminToken, "token"}, true, false},
 		{"work-lease", "PRISMCACHE_WORK_LEASE", "how long a claimed instance stays with a worker that stopped answering before another takes it (renewed every third of it while the worker lives)", durationValue{&c.WorkLease}, false, true},
 		{"work-shards", "PRISMCACHE_WORK_SHARDS", "shards of the work set, each in a Redis Cluster slot of its own; the first replica records it in Redis and later ones follow the record", intValue{&c.WorkShards, "count"}, false, true},
@@ -267,6 +270,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResyncInterval < 10*time.Second {
 		bad("resync-interval", c.ResyncInterval.String(), "want at least 10s")
+	}
+	if c.HistoryDepth < 0 || c.HistoryDepth > 1000 {
+		bad("history-depth", fmt.Sprint(c.HistoryDepth), "want 0 (no history) to 1000")
 	}
 	if c.TombstoneTTL < time.Minute {
 		bad("tombstone-ttl", c.TombstoneTTL.String(), "want at least 1m")

@@ -54,6 +54,7 @@ func (a *Admin) Register(mux *http.ServeMux) {
 		return
 	}
 	mux.Handle("GET /v1/instances/{id}", a.auth(a.getInstance))
+	mux.Handle("GET /v1/instances/{id}/history", a.auth(a.history))
 	mux.Handle("GET /v1/customers/{externalId}/instances", a.auth(a.customerInstances))
 	mux.Handle("POST /v1/instances/{id}/refresh", a.auth(a.refresh))
 	mux.Handle("POST /v1/resync", a.auth(a.resync))
@@ -107,6 +108,22 @@ func (a *Admin) getInstance(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, store.View(e))
 	}
+}
+
+// history answers the revisions kept for an instance, newest first: an
+// empty list when none are (an instance never refreshed, deleted, or a
+// daemon with --history-depth 0).
+func (a *Admin) history(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	revs, err := a.Store.History(r.Context(), id)
+	if err != nil {
+		a.redisDown(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "revisions": revs})
 }
 
 func (a *Admin) customerInstances(w http.ResponseWriter, r *http.Request) {

@@ -21,16 +21,18 @@ func (s *Store) Apply(ctx context.Context, id string, prev cache.Entry, m Mutati
 
 // applyCall is one call of the apply script, its arguments named.
 type applyCall struct {
-	entry, tombstone, dedup string // keys; dedup "" for none
-	expectedRev             int64
-	delete                  bool
-	tombstoneTTL            time.Duration
-	tombstoneValue          string
-	channel                 string
-	message                 []byte
-	dedupTTL                time.Duration
-	set                     map[string]string
-	del                     []string
+	entry, tombstone, history, dedup string // keys; dedup "" for none
+	expectedRev                      int64
+	delete                           bool
+	tombstoneTTL                     time.Duration
+	tombstoneValue                   string
+	channel                          string
+	message                          []byte
+	dedupTTL                         time.Duration
+	revision                         []byte // added to the history; nil for none
+	historyDepth                     int
+	set                              map[string]string
+	del                              []string
 }
 
 // applyReply is what the apply script answered.
@@ -41,7 +43,7 @@ type applyReply struct {
 }
 
 func (c applyCall) run(ctx context.Context, s *Store) (applyReply, error) {
-	keys := []string{c.entry, c.tombstone}
+	keys := []string{c.entry, c.tombstone, c.history}
 	if c.dedup != "" {
 		keys = append(keys, c.dedup)
 	}
@@ -49,9 +51,9 @@ func (c applyCall) run(ctx context.Context, s *Store) (applyReply, error) {
 	if c.delete {
 		mode = "delete"
 	}
-	args := make([]any, 0, 8+2*len(c.set)+len(c.del))
+	args := make([]any, 0, 10+2*len(c.set)+len(c.del))
 	args = append(args, c.expectedRev, mode, c.tombstoneTTL.Milliseconds(), c.tombstoneValue, c.channel, c.message,
-		c.dedupTTL.Milliseconds(), len(c.set))
+		c.dedupTTL.Milliseconds(), c.revision, c.historyDepth, len(c.set))
 	for k, v := range c.set {
 		args = append(args, k, v)
 	}
@@ -72,20 +74,35 @@ func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutati
 	// The write is a compare-and-set on prev.Rev, and every write adds one
 	// to the rev: the message can carry the rev the write will give, so it
 	// is built here, whole, and the script publishes it as it is.
+	now := time.Now()
 	msg := cache.Message{ID: id, Change: m.Kind, Rev: prev.Rev + 1}
+	call := applyCall{
+		entry: s.keys.Instance(id), tombstone: s.keys.Tombstone(id), history: s.keys.History(id),
+		expectedRev: prev.Rev, delete: m.Delete, tombstoneTTL: s.tombstone,
+		tombstoneValue: now.UTC().Format(time.RFC3339Nano),
+		channel:        s.keys.Events(), dedupTTL: window, historyDepth: s.historyDepth,
+	}
 	if !m.Delete {
 		msg.DeployedVersion = m.Entry.DeployedVersion
+	}
+	if m.Kind == cache.ChangeRefreshed && !m.Delete {
+		// What the write changes: in the message, and, when it changed the
+		// deployed document, as a revision in the history.
+		msg.ChangedKeys = cache.ChangedKeys(prev.Doc, m.Entry.Doc)
+		if s.historyDepth > 0 && (len(msg.ChangedKeys) > 0 || prev.Doc == nil || prev.Doc.DeployedVersion != m.Entry.Doc.DeployedVersion) {
+			r := cache.NewRevision(prev.Doc, m.Entry.Doc, msg.Rev, now)
+			b, err := json.Marshal(r)
+			if err != nil {
+				return 0, fmt.Errorf("apply %s: %w", id, err)
+			}
+			call.revision = b
+		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return 0, fmt.Errorf("apply %s: %w", id, err)
 	}
-	call := applyCall{
-		entry: s.keys.Instance(id), tombstone: s.keys.Tombstone(id),
-		expectedRev: prev.Rev, delete: m.Delete, tombstoneTTL: s.tombstone,
-		tombstoneValue: time.Now().UTC().Format(time.RFC3339Nano),
-		channel:        s.keys.Events(), message: body, dedupTTL: window,
-	}
+	call.message = body
 	if sum != "" {
 		call.dedup = s.keys.InstanceDedup(id, sum)
 	}

@@ -112,3 +112,8 @@ func (s *Store) Scan(ctx context.Context, batch int, fn func(ids []string) error
 func (s *Store) Find(ctx context.Context, externalID, integrationName string) ([]cache.Entry, error) {
 	return s.direct.Find(ctx, externalID, integrationName)
 }
+
+// History reads the revisions kept for instance id, newest first.
+func (s *Store) History(ctx context.Context, id string) ([]cache.Revision, error) {
+	return s.direct.History(ctx, id)
+}

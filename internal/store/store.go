@@ -17,15 +17,23 @@ type Options struct {
 	// TombstoneTTL is how long a delete's tombstone lives;
 	// DefaultTombstoneTTL when zero.
 	TombstoneTTL time.Duration
+	// HistoryDepth is how many revisions of each instance are kept
+	// (cache.Revision); 0 keeps none.
+	HistoryDepth int
 }
+
+// DefaultHistoryDepth is how many revisions of each instance the daemon
+// keeps when not told otherwise.
+const DefaultHistoryDepth = 10
 
 // Store writes the Redis contract and reads what the daemon decides on. It
 // is safe for concurrent use.
 type Store struct {
-	rdb       redis.UniversalClient
-	keys      Keys
-	tombstone time.Duration
-	direct    cache.Direct
+	rdb          redis.UniversalClient
+	keys         Keys
+	tombstone    time.Duration
+	historyDepth int
+	direct       cache.Direct
 }
 
 // New returns a Store writing through rdb.
@@ -37,7 +45,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts.TombstoneTTL = DefaultTombstoneTTL
 	}
 	keys := NewKeys(opts.Prefix)
-	return &Store{rdb: rdb, keys: keys, tombstone: opts.TombstoneTTL, direct: cache.Direct{Client: rdb, Keys: keys.Keys}}
+	return &Store{rdb: rdb, keys: keys, tombstone: opts.TombstoneTTL, historyDepth: max(opts.HistoryDepth, 0),
+		direct: cache.Direct{Client: rdb, Keys: keys.Keys}}
 }
 
 // Keys returns the key names the store writes.

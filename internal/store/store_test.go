@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"reflect"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -77,8 +78,9 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 			if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 				t.Fatalf("message %q: %v", m.Payload, err)
 			}
-			if got != (cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, DeployedVersion: 3, Rev: 1}) {
-				t.Fatalf("message = %+v", got)
+			want := cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, DeployedVersion: 3, Rev: 1, ChangedKeys: []string{"a", "b"}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("message = %+v, want %+v", got, want)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("no message on the events channel")
