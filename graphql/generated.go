@@ -108,28 +108,18 @@ func (v *CustomerConfigVariableInstancesCustomerConfigVariable) GetInstances() C
 
 // CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection struct {
-	Nodes    []*CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
+	Nodes    []*InstanceFields                                                                        `json:"nodes"`
+	PageInfo CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo `json:"pageInfo"`
 }
 
 // GetNodes returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetNodes() []*CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance {
+func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetNodes() []*InstanceFields {
 	return v.Nodes
 }
 
 // GetPageInfo returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection.PageInfo, and is useful for accessing the field via an interface.
 func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetPageInfo() CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo {
 	return v.PageInfo
-}
-
-// CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance struct {
-	Id string `json:"id"`
-}
-
-// GetId returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance) GetId() string {
-	return v.Id
 }
 
 // CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
@@ -194,89 +184,13 @@ func (v *GetInstanceConfigPageResponse) GetInstance() *GetInstanceConfigPageInst
 	return v.Instance
 }
 
-// GetInstanceInstance includes the requested fields of the GraphQL type Instance.
-type GetInstanceInstance struct {
-	Id              string                         `json:"id"`
-	Name            string                         `json:"name"`
-	Enabled         bool                           `json:"enabled"`
-	DeployedVersion int                            `json:"deployedVersion"`
-	NeedsDeploy     bool                           `json:"needsDeploy"`
-	LastDeployedAt  *time.Time                     `json:"lastDeployedAt"`
-	UpdatedAt       time.Time                      `json:"updatedAt"`
-	Customer        GetInstanceInstanceCustomer    `json:"customer"`
-	Integration     GetInstanceInstanceIntegration `json:"integration"`
-	ConfigVariables ConfigVariablePage             `json:"configVariables"`
-}
-
-// GetId returns GetInstanceInstance.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetId() string { return v.Id }
-
-// GetName returns GetInstanceInstance.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetName() string { return v.Name }
-
-// GetEnabled returns GetInstanceInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetEnabled() bool { return v.Enabled }
-
-// GetDeployedVersion returns GetInstanceInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetDeployedVersion() int { return v.DeployedVersion }
-
-// GetNeedsDeploy returns GetInstanceInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetNeedsDeploy() bool { return v.NeedsDeploy }
-
-// GetLastDeployedAt returns GetInstanceInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
-
-// GetUpdatedAt returns GetInstanceInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetUpdatedAt() time.Time { return v.UpdatedAt }
-
-// GetCustomer returns GetInstanceInstance.Customer, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetCustomer() GetInstanceInstanceCustomer { return v.Customer }
-
-// GetIntegration returns GetInstanceInstance.Integration, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetIntegration() GetInstanceInstanceIntegration { return v.Integration }
-
-// GetConfigVariables returns GetInstanceInstance.ConfigVariables, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetConfigVariables() ConfigVariablePage { return v.ConfigVariables }
-
-// GetInstanceInstanceCustomer includes the requested fields of the GraphQL type Customer.
-type GetInstanceInstanceCustomer struct {
-	Id         string  `json:"id"`
-	ExternalId *string `json:"externalId"`
-	Name       string  `json:"name"`
-}
-
-// GetId returns GetInstanceInstanceCustomer.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetId() string { return v.Id }
-
-// GetExternalId returns GetInstanceInstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetExternalId() *string { return v.ExternalId }
-
-// GetName returns GetInstanceInstanceCustomer.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetName() string { return v.Name }
-
-// GetInstanceInstanceIntegration includes the requested fields of the GraphQL type Integration.
-type GetInstanceInstanceIntegration struct {
-	Id            string `json:"id"`
-	Name          string `json:"name"`
-	VersionNumber *int   `json:"versionNumber"`
-}
-
-// GetId returns GetInstanceInstanceIntegration.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetId() string { return v.Id }
-
-// GetName returns GetInstanceInstanceIntegration.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetName() string { return v.Name }
-
-// GetVersionNumber returns GetInstanceInstanceIntegration.VersionNumber, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetVersionNumber() *int { return v.VersionNumber }
-
 // GetInstanceResponse is returned by GetInstance on success.
 type GetInstanceResponse struct {
-	Instance *GetInstanceInstance `json:"instance"`
+	Instance *InstanceFields `json:"instance"`
 }
 
 // GetInstance returns GetInstanceResponse.Instance, and is useful for accessing the field via an interface.
-func (v *GetInstanceResponse) GetInstance() *GetInstanceInstance { return v.Instance }
+func (v *GetInstanceResponse) GetInstance() *InstanceFields { return v.Instance }
 
 type InstanceConfigVariableStatus string
 
@@ -294,14 +208,100 @@ var AllInstanceConfigVariableStatus = []InstanceConfigVariableStatus{
 	InstanceConfigVariableStatusPending,
 }
 
+// InstanceCustomer includes the requested fields of the GraphQL type Customer.
+type InstanceCustomer struct {
+	Id         string  `json:"id"`
+	ExternalId *string `json:"externalId"`
+	Name       string  `json:"name"`
+}
+
+// GetId returns InstanceCustomer.Id, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetId() string { return v.Id }
+
+// GetExternalId returns InstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetExternalId() *string { return v.ExternalId }
+
+// GetName returns InstanceCustomer.Name, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetName() string { return v.Name }
+
+// InstanceFields is everything the cache stores of one instance, with the
+// first page of its config variables ($first of them). GetInstance and every
+// listing that carries documents (ListInstances, the instances of a customer
+// or of a shared connection) select it, so a page and a fetch can never
+// disagree on what an instance is.
+//
+// It is spread flattened (`# @genqlient(flatten: true)`) wherever it is
+// used, and the spreads inside it are flattened too: genqlient gives a type
+// that embeds a fragment its own UnmarshalJSON, which decodes the subtree
+// once more per level, and at a thousand fetches a second that repeated
+// decoding was a quarter of the daemon's CPU (docs/benchmarks.md).
+type InstanceFields struct {
+	Id              string              `json:"id"`
+	Name            string              `json:"name"`
+	Enabled         bool                `json:"enabled"`
+	DeployedVersion int                 `json:"deployedVersion"`
+	NeedsDeploy     bool                `json:"needsDeploy"`
+	LastDeployedAt  *time.Time          `json:"lastDeployedAt"`
+	UpdatedAt       time.Time           `json:"updatedAt"`
+	Customer        InstanceCustomer    `json:"customer"`
+	Integration     InstanceIntegration `json:"integration"`
+	ConfigVariables ConfigVariablePage  `json:"configVariables"`
+}
+
+// GetId returns InstanceFields.Id, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetId() string { return v.Id }
+
+// GetName returns InstanceFields.Name, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetName() string { return v.Name }
+
+// GetEnabled returns InstanceFields.Enabled, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetEnabled() bool { return v.Enabled }
+
+// GetDeployedVersion returns InstanceFields.DeployedVersion, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetDeployedVersion() int { return v.DeployedVersion }
+
+// GetNeedsDeploy returns InstanceFields.NeedsDeploy, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetNeedsDeploy() bool { return v.NeedsDeploy }
+
+// GetLastDeployedAt returns InstanceFields.LastDeployedAt, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
+
+// GetUpdatedAt returns InstanceFields.UpdatedAt, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetUpdatedAt() time.Time { return v.UpdatedAt }
+
+// GetCustomer returns InstanceFields.Customer, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetCustomer() InstanceCustomer { return v.Customer }
+
+// GetIntegration returns InstanceFields.Integration, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetIntegration() InstanceIntegration { return v.Integration }
+
+// GetConfigVariables returns InstanceFields.ConfigVariables, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetConfigVariables() ConfigVariablePage { return v.ConfigVariables }
+
+// InstanceIntegration includes the requested fields of the GraphQL type Integration.
+type InstanceIntegration struct {
+	Id            string `json:"id"`
+	Name          string `json:"name"`
+	VersionNumber *int   `json:"versionNumber"`
+}
+
+// GetId returns InstanceIntegration.Id, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetId() string { return v.Id }
+
+// GetName returns InstanceIntegration.Name, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetName() string { return v.Name }
+
+// GetVersionNumber returns InstanceIntegration.VersionNumber, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetVersionNumber() *int { return v.VersionNumber }
+
 // ListCustomerInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListCustomerInstancesInstancesInstanceConnection struct {
-	Nodes    []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo ListCustomerInstancesInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
+	Nodes    []*InstanceFields                                        `json:"nodes"`
+	PageInfo ListCustomerInstancesInstancesInstanceConnectionPageInfo `json:"pageInfo"`
 }
 
 // GetNodes returns ListCustomerInstancesInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance {
+func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*InstanceFields {
 	return v.Nodes
 }
 
@@ -309,14 +309,6 @@ func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*ListCus
 func (v *ListCustomerInstancesInstancesInstanceConnection) GetPageInfo() ListCustomerInstancesInstancesInstanceConnectionPageInfo {
 	return v.PageInfo
 }
-
-// ListCustomerInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type ListCustomerInstancesInstancesInstanceConnectionNodesInstance struct {
-	Id string `json:"id"`
-}
-
-// GetId returns ListCustomerInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *ListCustomerInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
 
 // ListCustomerInstancesInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
 type ListCustomerInstancesInstancesInstanceConnectionPageInfo struct {
@@ -346,15 +338,13 @@ func (v *ListCustomerInstancesResponse) GetInstances() ListCustomerInstancesInst
 
 // ListInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListInstancesInstancesInstanceConnection struct {
-	Nodes      []*ListInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo   ListInstancesInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
-	TotalCount int                                                      `json:"totalCount"`
+	Nodes      []*InstanceFields                                `json:"nodes"`
+	PageInfo   ListInstancesInstancesInstanceConnectionPageInfo `json:"pageInfo"`
+	TotalCount int                                              `json:"totalCount"`
 }
 
 // GetNodes returns ListInstancesInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnection) GetNodes() []*ListInstancesInstancesInstanceConnectionNodesInstance {
-	return v.Nodes
-}
+func (v *ListInstancesInstancesInstanceConnection) GetNodes() []*InstanceFields { return v.Nodes }
 
 // GetPageInfo returns ListInstancesInstancesInstanceConnection.PageInfo, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnection) GetPageInfo() ListInstancesInstancesInstanceConnectionPageInfo {
@@ -363,58 +353,6 @@ func (v *ListInstancesInstancesInstanceConnection) GetPageInfo() ListInstancesIn
 
 // GetTotalCount returns ListInstancesInstancesInstanceConnection.TotalCount, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnection) GetTotalCount() int { return v.TotalCount }
-
-// ListInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type ListInstancesInstancesInstanceConnectionNodesInstance struct {
-	Id              string                                                        `json:"id"`
-	Enabled         bool                                                          `json:"enabled"`
-	DeployedVersion int                                                           `json:"deployedVersion"`
-	LastDeployedAt  *time.Time                                                    `json:"lastDeployedAt"`
-	NeedsDeploy     bool                                                          `json:"needsDeploy"`
-	UpdatedAt       time.Time                                                     `json:"updatedAt"`
-	Customer        ListInstancesInstancesInstanceConnectionNodesInstanceCustomer `json:"customer"`
-}
-
-// GetId returns ListInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
-
-// GetEnabled returns ListInstancesInstancesInstanceConnectionNodesInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetEnabled() bool { return v.Enabled }
-
-// GetDeployedVersion returns ListInstancesInstancesInstanceConnectionNodesInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetDeployedVersion() int {
-	return v.DeployedVersion
-}
-
-// GetLastDeployedAt returns ListInstancesInstancesInstanceConnectionNodesInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetLastDeployedAt() *time.Time {
-	return v.LastDeployedAt
-}
-
-// GetNeedsDeploy returns ListInstancesInstancesInstanceConnectionNodesInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetNeedsDeploy() bool {
-	return v.NeedsDeploy
-}
-
-// GetUpdatedAt returns ListInstancesInstancesInstanceConnectionNodesInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetUpdatedAt() time.Time {
-	return v.UpdatedAt
-}
-
-// GetCustomer returns ListInstancesInstancesInstanceConnectionNodesInstance.Customer, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetCustomer() ListInstancesInstancesInstanceConnectionNodesInstanceCustomer {
-	return v.Customer
-}
-
-// ListInstancesInstancesInstanceConnectionNodesInstanceCustomer includes the requested fields of the GraphQL type Customer.
-type ListInstancesInstancesInstanceConnectionNodesInstanceCustomer struct {
-	ExternalId *string `json:"externalId"`
-}
-
-// GetExternalId returns ListInstancesInstancesInstanceConnectionNodesInstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstanceCustomer) GetExternalId() *string {
-	return v.ExternalId
-}
 
 // ListInstancesInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
 type ListInstancesInstancesInstanceConnectionPageInfo struct {
@@ -637,7 +575,7 @@ query CustomerConfigVariableInstances ($id: ID!, $first: Int!, $after: String) {
 		id
 		instances(first: $first, after: $after) {
 			nodes {
-				id
+				... InstanceFields
 			}
 			pageInfo {
 				hasNextPage
@@ -646,10 +584,57 @@ query CustomerConfigVariableInstances ($id: ID!, $first: Int!, $after: String) {
 		}
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
 // CustomerConfigVariableInstances lists the instances that use one reusable
-// customer connection, 100 a page.
+// customer connection, with their documents, $first a page: a credential
+// event on a connection shared by many instances re-reads them all in pages
+// rather than one fetch each.
 func CustomerConfigVariableInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -683,26 +668,29 @@ func CustomerConfigVariableInstances(
 const GetInstance_Operation = `
 query GetInstance ($id: ID!, $first: Int!) {
 	instance(id: $id) {
+		... InstanceFields
+	}
+}
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
 		id
 		name
-		enabled
-		deployedVersion
-		needsDeploy
-		lastDeployedAt
-		updatedAt
-		customer {
-			id
-			externalId
-			name
-		}
-		integration {
-			id
-			name
-			versionNumber
-		}
-		configVariables(first: $first) {
-			... ConfigVariablePage
-		}
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
 	}
 }
 fragment ConfigVariablePage on InstanceConfigVariableConnection {
@@ -733,12 +721,6 @@ fragment ConfigVariable on InstanceConfigVariable {
 // GetInstance fetches one instance with everything the cache stores, and the
 // first page of its config variables. Later pages come from
 // GetInstanceConfigPage; the client pages until hasNextPage is false.
-//
-// The instance's own fields are written out rather than spread from a shared
-// fragment, and the fragment spreads below are flattened: genqlient gives a
-// type that embeds a fragment its own UnmarshalJSON, which decodes the
-// subtree once more per level, and at a thousand fetches a second that
-// repeated decoding was a quarter of the daemon's CPU (docs/benchmarks.md).
 func GetInstance(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -841,7 +823,7 @@ const ListCustomerInstances_Operation = `
 query ListCustomerInstances ($customer: ID!, $first: Int!, $after: String) {
 	instances(isSystem: false, customer: $customer, first: $first, after: $after) {
 		nodes {
-			id
+			... InstanceFields
 		}
 		pageInfo {
 			hasNextPage
@@ -849,11 +831,56 @@ query ListCustomerInstances ($customer: ID!, $first: Int!, $after: String) {
 		}
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
-// ListCustomerInstances lists the ids of one customer's instances, 100 a
-// page; a customer.updated event refetches them so that their customer
-// fields and lookup rows follow the change.
+// ListCustomerInstances lists one customer's instances with their documents,
+// $first a page; a customer.updated event re-reads them so that their
+// customer fields and lookup rows follow the change.
 func ListCustomerInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -888,15 +915,7 @@ const ListInstances_Operation = `
 query ListInstances ($first: Int!, $after: String) {
 	instances(isSystem: false, first: $first, after: $after, sortBy: [{field:CREATED_AT,direction:ASC}]) {
 		nodes {
-			id
-			enabled
-			deployedVersion
-			lastDeployedAt
-			needsDeploy
-			updatedAt
-			customer {
-				externalId
-			}
+			... InstanceFields
 		}
 		pageInfo {
 			hasNextPage
@@ -905,11 +924,58 @@ query ListInstances ($first: Int!, $after: String) {
 		totalCount
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
-// ListInstances lists customer instances (not the system test instances) with
-// the light fields the reconciler compares against the cache, 100 a page, in a
-// stable order.
+// ListInstances lists customer instances (not the system test instances)
+// with everything the cache stores of each, $first a page (the page size
+// also bounds each instance's config variables), in a stable order. The
+// reconciler writes every instance it can from its page; an instance with
+// more config variables than the page carries is fetched on its own.
 func ListInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -986,9 +1052,9 @@ query ScopedConfigVariableCustomerVariables ($scopedId: ID!, $first: Int!, $afte
 `
 
 // ScopedConfigVariableCustomerVariables lists the customer connections made
-// from one org-level (scoped) connection, 100 a page, each with the first page
-// of the instances that use it. There is no documented top-level query for a
-// ScopedConfigVariable, so the client goes through customerConfigVariables.
+// from one org-level (scoped) connection, $first a page. There is no
+// documented top-level query for a ScopedConfigVariable, so the client goes
+// through customerConfigVariables, then lists each one's instances.
 func ScopedConfigVariableCustomerVariables(
 	ctx_ context.Context,
 	client_ graphql.Client,

@@ -201,9 +201,8 @@ func TestQueriesTheDaemonNeverSends(t *testing.T) {
 func TestDaemonOperationsVerbatim(t *testing.T) {
 	sim, srv := newTestSim(t, Options{})
 	demo := sim.DemoInstanceID()
-	instanceOps := mustRead(t, "../../graphql/operations/instance.graphql")
-	listOps := mustRead(t, "../../graphql/operations/list.graphql")
-	connOps := mustRead(t, "../../graphql/operations/connections.graphql")
+	ops := daemonOps(t)
+	instanceOps, listOps, connOps := ops, ops, ops
 	var ccv CustomerConnection
 	for _, c := range sim.CustomerConnections() {
 		if c.CustomerExternalID == "acme-001" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,22 +17,29 @@ import (
 	"github.com/prismcache/prismcache/internal/retry"
 )
 
-// InstanceLister pages through every instance; *graphql.Client satisfies
-// it.
+// InstanceLister pages through every instance, each with its document;
+// *graphql.Client satisfies it.
 type InstanceLister interface {
 	ListInstances(ctx context.Context, after string) (graphql.ListPage, error)
 }
 
-// Reconciler compares every instance Prismatic has with the cache: it queues
-// the instances that are missing, whose deployedVersion, lastDeployedAt or
-// enabled flag differ, or whose stale flag disagrees with needsDeploy, and after a complete listing removes the cached instances Prismatic
-// no longer has. It writes the sync marker at the end of a complete pass.
+// Reconciler compares every instance Prismatic has with the cache, a page
+// of instances at a time, each page carrying the instances' documents. It
+// writes every instance a page settles whose entry is missing or differs
+// from what the page shows — through DecideWrite and the store's
+// compare-and-set, exactly as a fetch would (see pages.go) — and queues for
+// a fetch only the instances a page cannot settle (more config variables
+// than it carries) that are missing or whose deploy markers, enabled flag
+// or staleness differ. After a complete listing it removes the cached
+// instances Prismatic no longer has, and it writes the sync marker at the
+// end of a complete pass.
 type Reconciler struct {
 	API   InstanceLister
 	Store *cache.Store
 	Work  *WorkSet
 	Log   *slog.Logger
-	// Force queues every deployed instance, not only those that differ.
+	// Force rewrites every instance a page settles and queues every other
+	// one, not only those that differ.
 	Force bool
 	// Progress, when set, is called after every page.
 	Progress func(Report)
@@ -49,15 +55,25 @@ var ErrPassLost = errors.New("reconcile: the sync marker changed during the pass
 
 // Report is what one pass found.
 type Report struct {
-	Pages   int           `json:"pages"`
-	Listed  int           `json:"listed"`
-	Total   int           `json:"total"`
+	Pages  int `json:"pages"`
+	Listed int `json:"listed"`
+	Total  int `json:"total"`
+	// Written counts entries written from their page; Unchanged the listed
+	// instances whose entry held what the page shows already.
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+	// Queued counts instances queued for a fetch: those no page could
+	// settle.
 	Queued  int           `json:"queued"`
 	Removed int           `json:"removed"`
 	Took    time.Duration `json:"-"`
+	// PageSize is the page size of the last page (less than 100 while the
+	// API refuses larger pages).
+	PageSize int `json:"pageSize"`
 
-	// The cached entries of the listed instances by state: Errors have a
-	// last_error, Stale are stale without one, Fresh the rest.
+	// The cached entries of the listed instances by state, after the
+	// pass's writes: Errors have a last_error, Stale are stale without one,
+	// Fresh the rest.
 	Fresh  int `json:"fresh"`
 	Stale  int `json:"stale"`
 	Errors int `json:"errors"`
@@ -69,23 +85,20 @@ type Report struct {
 }
 
 // count classifies one cached entry into the report's tallies.
-func (rep *Report) count(id string, f []any) {
-	str := func(i int) string { s, _ := f[i].(string); return s }
+func (rep *Report) count(id string, e cache.Entry) {
 	switch {
-	case str(0) != "":
+	case e.LastError != "":
 		rep.Errors++
-	case str(1) == "1":
+	case e.Stale:
 		rep.Stale++
 	default:
 		rep.Fresh++
 	}
-	if t, err := time.Parse(time.RFC3339Nano, str(2)); err == nil && (rep.OldestFetch.IsZero() || t.Before(rep.OldestFetch)) {
-		rep.OldestFetch = t
+	if !e.FetchedAt.IsZero() && (rep.OldestFetch.IsZero() || e.FetchedAt.Before(rep.OldestFetch)) {
+		rep.OldestFetch = e.FetchedAt
 	}
-	if str(1) == "1" {
-		if t, err := time.Parse(time.RFC3339Nano, str(3)); err == nil && (rep.OldestStaleSince.IsZero() || t.Before(rep.OldestStaleSince)) {
-			rep.OldestStaleID, rep.OldestStaleSince = id, t
-		}
+	if e.Stale && !e.StaleSince.IsZero() && (rep.OldestStaleSince.IsZero() || e.StaleSince.Before(rep.OldestStaleSince)) {
+		rep.OldestStaleID, rep.OldestStaleSince = id, e.StaleSince
 	}
 }
 
@@ -112,6 +125,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	if err := r.Store.BeginSync(ctx, token); err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
+	w := &pageWriter{store: r.Store, now: r.now, log: r.log(), force: r.Force}
 	listed := map[string]struct{}{}
 	cursor := ""
 	for {
@@ -122,20 +136,33 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Pages++
 		rep.Total = page.TotalCount
 		rep.Listed += len(page.Instances)
-		ids := make([]string, 0, len(page.Instances))
+		rep.PageSize = page.Size
 		for _, in := range page.Instances {
 			listed[in.ID] = struct{}{}
 		}
-		due, err := r.differing(ctx, page.Instances, &rep)
+		out, err := w.write(ctx, page)
+		rep.Written += out.Written
+		rep.Unchanged += out.Unchanged
 		if err != nil {
-			return rep, err
-		}
-		ids = append(ids, due...)
-		if err := r.Work.Add(ctx, time.Time{}, ids...); err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
-		rep.Queued += len(ids)
-		r.log().Debug("reconcile page", "page", rep.Pages, "listed", rep.Listed, "of", rep.Total, "queued", rep.Queued)
+		var due []string
+		for _, p := range out.Partial {
+			if r.Force || differsByMarkers(p.Inst, p.State) {
+				due = append(due, p.Inst.ID)
+			}
+		}
+		for _, in := range page.Instances {
+			if e, ok := out.After[in.ID]; ok {
+				rep.count(in.ID, e)
+			}
+		}
+		if err := r.Work.Add(ctx, time.Time{}, due...); err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+		rep.Queued += len(due)
+		r.log().Debug("reconcile page", "page", rep.Pages, "size", page.Size, "listed", rep.Listed, "of", rep.Total,
+			"written", rep.Written, "queued", rep.Queued)
 		if r.Progress != nil {
 			r.Progress(rep)
 		}
@@ -157,7 +184,8 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		return rep, ErrPassLost
 	}
 	rep.Took = r.now().Sub(start)
-	r.log().Info("reconcile", "pages", rep.Pages, "listed", rep.Listed, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
+	r.log().Info("reconcile", "pages", rep.Pages, "page_size", rep.PageSize, "listed", rep.Listed, "written", rep.Written,
+		"unchanged", rep.Unchanged, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
 	return rep, nil
 }
 
@@ -168,7 +196,9 @@ const pageAttempts = 6
 var pageRetry = retry.Policy{Base: 500 * time.Millisecond, Cap: 30 * time.Second}
 
 // listPage asks for one page, retrying transient failures with backoff (and
-// the wait a 429 asks for), so one failed request does not void a pass.
+// the wait a 429 asks for), so one failed request does not void a pass. (A
+// page refused as too large is asked for again at once, smaller, by the
+// client itself.)
 func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListPage, error) {
 	for attempt := 1; ; attempt++ {
 		page, err := r.API.ListInstances(ctx, cursor)
@@ -183,66 +213,6 @@ func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListP
 		case <-time.After(wait):
 		}
 	}
-}
-
-// differing returns the deployed instances of a page whose cached entry is
-// missing or holds another deployedVersion, lastDeployedAt or enabled flag.
-func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary, rep *Report) ([]string, error) {
-	keys := r.Store.Keys()
-	pipe := r.Store.Client().Pipeline()
-	cmds := make([]*redis.SliceCmd, len(page))
-	for i, in := range page {
-		cmds[i] = pipe.HMGet(ctx, keys.Instance(in.ID), cache.FieldDeployedVersion, cache.FieldLastDeployedAt, cache.FieldEnabled,
-			cache.FieldLastError, cache.FieldStale, cache.FieldFetchedAt, cache.FieldStaleSince, cache.FieldRev)
-	}
-	if len(page) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("reconcile: read entries: %w", err)
-		}
-	}
-	var due []string
-	for i, in := range page {
-		if in.DeployedVersion == 0 {
-			continue // never deployed: nothing to cache
-		}
-		vals := cmds[i].Val()
-		if len(vals) != 8 || vals[7] == nil {
-			due = append(due, in.ID)
-			continue
-		}
-		rep.count(in.ID, vals[3:7])
-		if r.Force {
-			due = append(due, in.ID)
-			continue
-		}
-		ver, _ := vals[0].(string)
-		enabled, _ := vals[2].(string)
-		stale, _ := vals[4].(string)
-		// A fetch that gave up, or a stale flag that disagrees with
-		// needsDeploy (a lost webhook): fetch again either way.
-		lastErr, _ := vals[3].(string)
-		if lastErr != "" || (enabled == "1") != in.Enabled || (stale == "1") != in.NeedsDeploy {
-			due = append(due, in.ID)
-			continue
-		}
-		if in.NeedsDeploy {
-			// Stale, as it should be; with changes pending the API cannot
-			// show the deployed config, so another fetch would learn nothing.
-			continue
-		}
-		if ver != strconv.Itoa(in.DeployedVersion) {
-			due = append(due, in.ID)
-			continue
-		}
-		at, _ := vals[1].(string)
-		if in.LastDeployedAt != nil {
-			cached, err := time.Parse(time.RFC3339Nano, at)
-			if err != nil || !cached.Equal(*in.LastDeployedAt) {
-				due = append(due, in.ID)
-			}
-		}
-	}
-	return due, nil
 }
 
 // removeGone deletes cached entries of instances the complete listing did
