@@ -97,9 +97,11 @@ func TestDevGuideCommandsWork(t *testing.T) {
 	if e := getEntry(); e["rev"].(float64) <= before["rev"].(float64) {
 		t.Fatalf("rev %v did not grow past %v", e["rev"], before["rev"])
 	}
-	if !strings.Contains(out.String(), "instance.deployed") || !strings.Contains(out.String(), "refreshed") {
-		t.Fatalf("no live lines for the deploy:\n%s", out.String())
-	}
+	// The worker prints its line after its write is in Redis (and
+	// announced): wait for it rather than race it.
+	waitFor(t, "the live lines for the deploy", func() bool {
+		return strings.Contains(out.String(), "instance.deployed") && strings.Contains(out.String(), "refreshed")
+	})
 }
 
 func do(t *testing.T, method, url, body string) {
