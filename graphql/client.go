@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gql "github.com/Khan/genqlient/graphql"
@@ -75,6 +76,7 @@ type Client struct {
 	wait     func(time.Duration)
 	now      func() time.Time
 	pages    *pageSizer
+	batches  batcher
 }
 
 var _ gql.Client = (*Client)(nil)
@@ -217,16 +219,40 @@ func (c *Client) makeRequest(ctx context.Context, req *gql.Request, resp *gql.Re
 	}
 }
 
+// waitTurn waits for the limiter to let one request go, unless ctx holds
+// a turn taken already (withTurn), which it uses up.
+func (c *Client) waitTurn(ctx context.Context, op string) error {
+	if c.limiter == nil {
+		return nil
+	}
+	if t, ok := ctx.Value(turnKey{}).(*atomic.Bool); ok && t.CompareAndSwap(true, false) {
+		return nil
+	}
+	start := c.now()
+	err := c.limiter.Wait(ctx)
+	if c.wait != nil {
+		c.wait(c.now().Sub(start))
+	}
+	if err != nil {
+		return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// turnKey is the context key of a turn of the limiter taken already.
+type turnKey struct{}
+
+// withTurn returns a context whose next request goes without waiting for
+// the limiter: its turn was taken (by a batch's leader).
+func withTurn(ctx context.Context) context.Context {
+	t := &atomic.Bool{}
+	t.Store(true)
+	return context.WithValue(ctx, turnKey{}, t)
+}
+
 func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response) error {
-	if c.limiter != nil {
-		start := c.now()
-		err := c.limiter.Wait(ctx)
-		if c.wait != nil {
-			c.wait(c.now().Sub(start))
-		}
-		if err != nil {
-			return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
-		}
+	if err := c.waitTurn(ctx, op); err != nil {
+		return err
 	}
 	if s, ok := ctx.Value(sentKey{}).(*sentAt); ok {
 		s.set(c.now())

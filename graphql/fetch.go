@@ -61,8 +61,17 @@ func newInstance(op string, f *InstanceFields) (*Instance, error) {
 // until hasNextPage is false. It returns nil and no error when the
 // instance does not exist. If the instance changes between pages (its
 // deploy markers differ), the fetch starts over, so the result is never a
-// mix of two versions.
+// mix of two versions. Fetches that wait for the rate limiter at the same
+// time share one request (see batch.go).
 func (c *Client) FetchInstance(ctx context.Context, id string) (*Instance, error) {
+	if c.limiter == nil {
+		return c.fetchAlone(ctx, id)
+	}
+	return c.fetchBatched(ctx, id)
+}
+
+// fetchAlone is FetchInstance in requests of its own.
+func (c *Client) fetchAlone(ctx context.Context, id string) (*Instance, error) {
 	for restart := 0; ; restart++ {
 		inst, changed, err := c.fetchOnce(ctx, id)
 		if err != nil || !changed {

@@ -192,6 +192,50 @@ type GetInstanceResponse struct {
 // GetInstance returns GetInstanceResponse.Instance, and is useful for accessing the field via an interface.
 func (v *GetInstanceResponse) GetInstance() *InstanceFields { return v.Instance }
 
+// GetInstancesResponse is returned by GetInstances on success.
+type GetInstancesResponse struct {
+	I0 *InstanceFields `json:"i0"`
+	I1 *InstanceFields `json:"i1"`
+	I2 *InstanceFields `json:"i2"`
+	I3 *InstanceFields `json:"i3"`
+	I4 *InstanceFields `json:"i4"`
+	I5 *InstanceFields `json:"i5"`
+	I6 *InstanceFields `json:"i6"`
+	I7 *InstanceFields `json:"i7"`
+	I8 *InstanceFields `json:"i8"`
+	I9 *InstanceFields `json:"i9"`
+}
+
+// GetI0 returns GetInstancesResponse.I0, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI0() *InstanceFields { return v.I0 }
+
+// GetI1 returns GetInstancesResponse.I1, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI1() *InstanceFields { return v.I1 }
+
+// GetI2 returns GetInstancesResponse.I2, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI2() *InstanceFields { return v.I2 }
+
+// GetI3 returns GetInstancesResponse.I3, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI3() *InstanceFields { return v.I3 }
+
+// GetI4 returns GetInstancesResponse.I4, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI4() *InstanceFields { return v.I4 }
+
+// GetI5 returns GetInstancesResponse.I5, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI5() *InstanceFields { return v.I5 }
+
+// GetI6 returns GetInstancesResponse.I6, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI6() *InstanceFields { return v.I6 }
+
+// GetI7 returns GetInstancesResponse.I7, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI7() *InstanceFields { return v.I7 }
+
+// GetI8 returns GetInstancesResponse.I8, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI8() *InstanceFields { return v.I8 }
+
+// GetI9 returns GetInstancesResponse.I9, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI9() *InstanceFields { return v.I9 }
+
 type InstanceConfigVariableStatus string
 
 const (
@@ -524,6 +568,90 @@ func (v *__GetInstanceInput) GetId() string { return v.Id }
 // GetFirst returns __GetInstanceInput.First, and is useful for accessing the field via an interface.
 func (v *__GetInstanceInput) GetFirst() int { return v.First }
 
+// __GetInstancesInput is used internally by genqlient
+type __GetInstancesInput struct {
+	First int    `json:"first"`
+	Id0   string `json:"id0"`
+	Id1   string `json:"id1"`
+	Id2   string `json:"id2"`
+	Id3   string `json:"id3"`
+	Id4   string `json:"id4"`
+	Id5   string `json:"id5"`
+	Id6   string `json:"id6"`
+	Id7   string `json:"id7"`
+	Id8   string `json:"id8"`
+	Id9   string `json:"id9"`
+	Use1  bool   `json:"use1"`
+	Use2  bool   `json:"use2"`
+	Use3  bool   `json:"use3"`
+	Use4  bool   `json:"use4"`
+	Use5  bool   `json:"use5"`
+	Use6  bool   `json:"use6"`
+	Use7  bool   `json:"use7"`
+	Use8  bool   `json:"use8"`
+	Use9  bool   `json:"use9"`
+}
+
+// GetFirst returns __GetInstancesInput.First, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetFirst() int { return v.First }
+
+// GetId0 returns __GetInstancesInput.Id0, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId0() string { return v.Id0 }
+
+// GetId1 returns __GetInstancesInput.Id1, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId1() string { return v.Id1 }
+
+// GetId2 returns __GetInstancesInput.Id2, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId2() string { return v.Id2 }
+
+// GetId3 returns __GetInstancesInput.Id3, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId3() string { return v.Id3 }
+
+// GetId4 returns __GetInstancesInput.Id4, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId4() string { return v.Id4 }
+
+// GetId5 returns __GetInstancesInput.Id5, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId5() string { return v.Id5 }
+
+// GetId6 returns __GetInstancesInput.Id6, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId6() string { return v.Id6 }
+
+// GetId7 returns __GetInstancesInput.Id7, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId7() string { return v.Id7 }
+
+// GetId8 returns __GetInstancesInput.Id8, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId8() string { return v.Id8 }
+
+// GetId9 returns __GetInstancesInput.Id9, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId9() string { return v.Id9 }
+
+// GetUse1 returns __GetInstancesInput.Use1, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse1() bool { return v.Use1 }
+
+// GetUse2 returns __GetInstancesInput.Use2, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse2() bool { return v.Use2 }
+
+// GetUse3 returns __GetInstancesInput.Use3, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse3() bool { return v.Use3 }
+
+// GetUse4 returns __GetInstancesInput.Use4, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse4() bool { return v.Use4 }
+
+// GetUse5 returns __GetInstancesInput.Use5, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse5() bool { return v.Use5 }
+
+// GetUse6 returns __GetInstancesInput.Use6, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse6() bool { return v.Use6 }
+
+// GetUse7 returns __GetInstancesInput.Use7, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse7() bool { return v.Use7 }
+
+// GetUse8 returns __GetInstancesInput.Use8, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse8() bool { return v.Use8 }
+
+// GetUse9 returns __GetInstancesInput.Use9, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse9() bool { return v.Use9 }
+
 // __ListCustomerInstancesInput is used internally by genqlient
 type __ListCustomerInstancesInput struct {
 	Customer string  `json:"customer"`
@@ -807,6 +935,156 @@ func GetInstanceConfigPage(
 	}
 
 	data_ = &GetInstanceConfigPageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by GetInstances.
+const GetInstances_Operation = `
+query GetInstances ($first: Int!, $id0: ID!, $id1: ID!, $id2: ID!, $id3: ID!, $id4: ID!, $id5: ID!, $id6: ID!, $id7: ID!, $id8: ID!, $id9: ID!, $use1: Boolean!, $use2: Boolean!, $use3: Boolean!, $use4: Boolean!, $use5: Boolean!, $use6: Boolean!, $use7: Boolean!, $use8: Boolean!, $use9: Boolean!) {
+	i0: instance(id: $id0) {
+		... InstanceFields
+	}
+	i1: instance(id: $id1) @include(if: $use1) {
+		... InstanceFields
+	}
+	i2: instance(id: $id2) @include(if: $use2) {
+		... InstanceFields
+	}
+	i3: instance(id: $id3) @include(if: $use3) {
+		... InstanceFields
+	}
+	i4: instance(id: $id4) @include(if: $use4) {
+		... InstanceFields
+	}
+	i5: instance(id: $id5) @include(if: $use5) {
+		... InstanceFields
+	}
+	i6: instance(id: $id6) @include(if: $use6) {
+		... InstanceFields
+	}
+	i7: instance(id: $id7) @include(if: $use7) {
+		... InstanceFields
+	}
+	i8: instance(id: $id8) @include(if: $use8) {
+		... InstanceFields
+	}
+	i9: instance(id: $id9) @include(if: $use9) {
+		... InstanceFields
+	}
+}
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
+`
+
+// GetInstances fetches up to ten instances in one request, each with what
+// the cache stores of it (the InstanceFields fragment, as GetInstance). The
+// client sends it when several fetches wait for the rate limit at once (a
+// storm of deploys of different instances): the instances ride in one
+// request instead of one each. $id0 is always asked for; $idN (N > 0) only
+// when $useN is true, so that a batch of any size up to ten is one query.
+func GetInstances(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	id0 string,
+	id1 string,
+	id2 string,
+	id3 string,
+	id4 string,
+	id5 string,
+	id6 string,
+	id7 string,
+	id8 string,
+	id9 string,
+	use1 bool,
+	use2 bool,
+	use3 bool,
+	use4 bool,
+	use5 bool,
+	use6 bool,
+	use7 bool,
+	use8 bool,
+	use9 bool,
+) (data_ *GetInstancesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "GetInstances",
+		Query:  GetInstances_Operation,
+		Variables: &__GetInstancesInput{
+			First: first,
+			Id0:   id0,
+			Id1:   id1,
+			Id2:   id2,
+			Id3:   id3,
+			Id4:   id4,
+			Id5:   id5,
+			Id6:   id6,
+			Id7:   id7,
+			Id8:   id8,
+			Id9:   id9,
+			Use1:  use1,
+			Use2:  use2,
+			Use3:  use3,
+			Use4:  use4,
+			Use5:  use5,
+			Use6:  use6,
+			Use7:  use7,
+			Use8:  use8,
+			Use9:  use9,
+		},
+	}
+
+	data_ = &GetInstancesResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

@@ -241,6 +241,16 @@ func TestDaemonOperationsVerbatim(t *testing.T) {
 			t.Errorf("hasNextPage should be false")
 		}
 	})
+	t.Run("GetInstances", func(t *testing.T) {
+		vars := map[string]any{"first": 100, "id0": demo, "id1": "SW5zdGFuY2U6bm9uZQ==", "use1": true}
+		for i := 2; i < 10; i++ {
+			vars[fmt.Sprintf("id%d", i)], vars[fmt.Sprintf("use%d", i)] = "", false
+		}
+		data := send(t, instanceOps, "GetInstances", vars)
+		if path(t, data, "i0", "id") != demo || data["i1"] != nil || len(data) != 2 {
+			t.Errorf("GetInstances = %v, want the demo instance, null for the unknown id, nothing for the slots not used", data)
+		}
+	})
 	t.Run("GetInstanceConfigPage", func(t *testing.T) {
 		data := send(t, instanceOps, "GetInstanceConfigPage", map[string]any{"id": demo, "first": 2, "after": cursor(1)})
 		nodes := path(t, data, "instance", "configVariables", "nodes").([]any)

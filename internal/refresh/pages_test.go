@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/prismcache/prismcache/cache"
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
@@ -40,7 +42,13 @@ func newSim(t *testing.T, opts prismaticsim.Options) (*prismaticsim.Sim, string)
 // newSimRig starts workers under prefix against the simulator at url.
 func newSimRig(t *testing.T, b redistest.Backend, sim *prismaticsim.Sim, url, prefix string, fetcher refresh.Fetcher) *simRig {
 	t.Helper()
-	api, err := graphql.New(graphql.Options{URL: url, Token: prismaticsim.DefaultAccessToken})
+	return newSimRigLimited(t, b, sim, url, prefix, fetcher, nil)
+}
+
+// newSimRigLimited is newSimRig with the client's requests paced by lim.
+func newSimRigLimited(t *testing.T, b redistest.Backend, sim *prismaticsim.Sim, url, prefix string, fetcher refresh.Fetcher, lim graphql.Limiter) *simRig {
+	t.Helper()
+	api, err := graphql.New(graphql.Options{URL: url, Token: prismaticsim.DefaultAccessToken, Limiter: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +156,9 @@ func TestRebuildFromPagesWritesWhatFetchesWould(t *testing.T) {
 		sim, url := newSim(t, prismaticsim.Options{Seed: 7, Customers: 12})
 		seedVariety(t, sim)
 		paged := newSimRig(t, b, sim, url, b.Prefix+"paged:", nil)
-		fetched := newSimRig(t, b, sim, url, b.Prefix+"fetched:", nil)
+		// Paced, so that fetches waiting together go in batches too: what
+		// they write must be the same.
+		fetched := newSimRigLimited(t, b, sim, url, b.Prefix+"fetched:", nil, rate.NewLimiter(50, 1))
 
 		sim.ResetStats()
 		rep, err := paged.reconciler().RunOnce(ctx)
@@ -171,10 +181,12 @@ func TestRebuildFromPagesWritesWhatFetchesWould(t *testing.T) {
 				ids = append(ids, in.ID)
 			}
 		}
+		sim.ResetStats()
 		if err := fetched.ws.Add(ctx, time.Time{}, ids...); err != nil {
 			t.Fatal(err)
 		}
 		fetched.drain(t)
+		t.Logf("fetching %d instances one by one took requests %v", len(ids), sim.Stats().GraphQLRequestsByOperation)
 
 		undeployed, cached := 0, 0
 		for _, id := range ids {
