@@ -122,3 +122,46 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 		<-done
 	})
 }
+
+// slowLister lists no instances, and its page takes took of the clock.
+type slowLister struct {
+	clk   *clock
+	took  time.Duration
+	pages atomic.Int64
+}
+
+func (l *slowLister) ListInstances(context.Context, string) (graphql.ListPage, error) {
+	l.pages.Add(1)
+	l.clk.Advance(l.took)
+	return graphql.ListPage{}, nil
+}
+
+// TestALongPassSpacesTheNextOut: with an interval of a minute and passes
+// that take 30 s, the next pass waits ten times the last one's length
+// (5 minutes), so passes never take more than a tenth of the API quota.
+func TestALongPassSpacesTheNextOut(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		store := cache.NewStore(b.Client, cache.StoreOptions{Prefix: b.Prefix})
+		work := refresh.NewWorkSet(b.Client, store.Keys(), refresh.WorkSetOptions{})
+		clk := newClock()
+		api := &slowLister{clk: clk, took: 30 * time.Second}
+		r := &refresh.Reconciler{API: api, Store: store, Work: work, Now: clk.Now}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.Run(ctx, refresh.LoopOptions{Interval: time.Minute, MarkerCheck: 5 * time.Millisecond})
+		}()
+		eventually(t, "the first pass", func() bool { return api.pages.Load() == 1 })
+		clk.Advance(2 * time.Minute) // past the interval, within 10 × 30 s
+		time.Sleep(100 * time.Millisecond)
+		if n := api.pages.Load(); n != 1 {
+			t.Fatalf("%d passes 2 minutes after a 30 s pass, want 1", n)
+		}
+		clk.Advance(3*time.Minute + time.Second)
+		eventually(t, "the second pass", func() bool { return api.pages.Load() == 2 })
+		cancel()
+		<-done
+	})
+}
