@@ -25,14 +25,16 @@ type reserveArgs struct {
 	Tolerance time.Duration
 	// Longest is the longest wait the caller accepts; 0 accepts any.
 	Longest time.Duration
+	// Count is how many requests to reserve, one Interval apart.
+	Count int
 }
 
-// reserve runs reserve.lua on the limit's key: the wait before the request
-// may go, or ok=false when it would be longer than args.Longest (and
-// nothing was reserved).
+// reserve runs reserve.lua on the limit's key: the wait before the first
+// request reserved may go, or ok=false when it would be longer than
+// args.Longest (and nothing was reserved).
 func reserve(ctx context.Context, rdb redis.Scripter, key string, args reserveArgs) (wait time.Duration, ok bool, err error) {
 	us, err := reserveScript.Run(ctx, rdb, []string{key},
-		args.Interval.Microseconds(), args.Tolerance.Microseconds(), args.Longest.Microseconds()).Int64()
+		args.Interval.Microseconds(), args.Tolerance.Microseconds(), args.Longest.Microseconds(), max(args.Count, 1)).Int64()
 	if err != nil {
 		return 0, false, err
 	}

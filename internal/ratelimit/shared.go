@@ -25,6 +25,13 @@ const (
 	// redisTimeout bounds one reservation in Redis: past it the request
 	// goes by this replica's share instead.
 	redisTimeout = time.Second
+	// blockTime is how much of the rate one reservation in Redis takes at
+	// most: above 100 requests a second a replica reserves 10 ms worth of
+	// requests at once and spaces them itself, so that a high rate does not
+	// cost a script in Redis per request.
+	blockTime = 10 * time.Millisecond
+	// maxBlock bounds the requests of one reservation.
+	maxBlock = 100
 	// DefaultRedisRetry is how long a replica that could not reach Redis
 	// paces itself before it asks Redis again.
 	DefaultRedisRetry = 5 * time.Second
@@ -65,7 +72,11 @@ type Shared struct {
 	interval  time.Duration
 	tolerance time.Duration
 
+	block int // requests reserved at once
+
 	mu        sync.Mutex
+	slots     []time.Time   // reserved send times not used yet, earliest first
+	reserving chan struct{} // closed when the block being reserved is in
 	replicas  int           // as last counted, at least 1
 	local     *rate.Limiter // this replica's share, used while Redis fails
 	downUntil time.Time     // until then, Wait does not ask Redis
@@ -109,6 +120,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Shared, error) {
 		interval: max(interval, time.Microsecond), tolerance: time.Duration(opts.Burst-1) * interval,
 		replicas: 1, local: rate.NewLimiter(rate.Limit(opts.Rate), opts.Burst),
 	}
+	s.block = min(maxBlock, max(1, int(opts.Rate*blockTime.Seconds())))
 	s.tatKey, s.aliveKey = Keys(opts.Prefix)
 	return s, nil
 }
@@ -193,31 +205,11 @@ func (s *Shared) Fallback() bool {
 // while Redis does not answer, by this replica's share of it. It fails when
 // ctx ends first, or when its deadline comes before the request's turn.
 func (s *Shared) Wait(ctx context.Context) error {
-	s.mu.Lock()
-	useRedis := time.Now().After(s.downUntil)
-	local := s.local
-	s.mu.Unlock()
-	if !useRedis {
-		return local.Wait(ctx)
+	at, err := s.slot(ctx)
+	if err != nil || at.IsZero() {
+		return err
 	}
-	args := reserveArgs{Interval: s.interval, Tolerance: s.tolerance}
-	if dl, ok := ctx.Deadline(); ok {
-		args.Longest = max(time.Until(dl), time.Microsecond)
-	}
-	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
-	wait, ok, err := reserve(rctx, s.rdb, s.tatKey, args)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.redisFailed(err)
-		return local.Wait(ctx)
-	}
-	s.redisAnswered()
-	if !ok {
-		return errors.New("rate limit: the request's turn comes after its deadline")
-	}
+	wait := time.Until(at)
 	if wait <= 0 {
 		return nil
 	}
@@ -229,6 +221,96 @@ func (s *Shared) Wait(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// slot returns when the caller's request may go: a time reserved in Redis
+// (in a block, above 100 requests a second), or zero once this replica's
+// own share let it go (Redis failing).
+func (s *Shared) slot(ctx context.Context) (time.Time, error) {
+	s.mu.Lock()
+	for {
+		now := time.Now()
+		// A slot that passed more than an interval ago is dropped: used
+		// late, it would bunch up with slots reserved since.
+		for len(s.slots) > 0 && s.slots[0].Before(now.Add(-s.interval)) {
+			s.slots = s.slots[1:]
+		}
+		if len(s.slots) > 0 {
+			at := s.slots[0]
+			s.slots = s.slots[1:]
+			s.mu.Unlock()
+			return at, nil
+		}
+		if s.reserving == nil {
+			break
+		}
+		// Another caller is reserving a block: its slots are for us too.
+		wait := s.reserving
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-wait:
+		}
+		s.mu.Lock()
+	}
+	useRedis := time.Now().After(s.downUntil)
+	local := s.local
+	var done chan struct{}
+	if useRedis && s.block > 1 {
+		done = make(chan struct{})
+		s.reserving = done
+	}
+	s.mu.Unlock()
+	if !useRedis {
+		return time.Time{}, local.Wait(ctx)
+	}
+	at, err := s.reserve(ctx)
+	if done != nil {
+		s.mu.Lock()
+		s.reserving = nil
+		s.mu.Unlock()
+		close(done)
+	}
+	if errors.Is(err, errRedis) {
+		return time.Time{}, local.Wait(ctx)
+	}
+	return at, err
+}
+
+// errRedis: Redis did not answer the reservation.
+var errRedis = errors.New("rate limit: Redis did not answer")
+
+// reserve reserves a block of requests in Redis, keeps all but the first
+// in slots, and returns when the first may go.
+func (s *Shared) reserve(ctx context.Context) (time.Time, error) {
+	args := reserveArgs{Interval: s.interval, Tolerance: s.tolerance, Count: s.block}
+	if dl, ok := ctx.Deadline(); ok {
+		args.Longest = max(time.Until(dl), time.Microsecond)
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	wait, ok, err := reserve(rctx, s.rdb, s.tatKey, args)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		s.redisFailed(err)
+		return time.Time{}, errRedis
+	}
+	s.redisAnswered()
+	if !ok {
+		return time.Time{}, errors.New("rate limit: the request's turn comes after its deadline")
+	}
+	first := time.Now().Add(wait)
+	if s.block > 1 {
+		s.mu.Lock()
+		for i := 1; i < s.block; i++ {
+			s.slots = append(s.slots, first.Add(time.Duration(i)*s.interval))
+		}
+		s.mu.Unlock()
+	}
+	return first, nil
 }
 
 func (s *Shared) redisFailed(err error) {
