@@ -450,6 +450,7 @@ func TestAPassAdaptsToAnAPIThatRefusesLargePages(t *testing.T) {
 		}
 		r.drain(t)
 		st := sim.Stats()
+		t.Logf("pass at a page limit of 20: page size %d, %d pages, %d requests refused, requests %v", rep.PageSize, rep.Pages, st.TooComplex, st.GraphQLRequestsByOperation)
 		if rep.PageSize > 20 || rep.PageSize < 10 || rep.Listed != 61 || st.TooComplex == 0 || st.TooComplex > 4 {
 			t.Errorf("pass: page size %d, listed %d, %d requests refused as too complex; want a size of 10–20, 61 listed, a few refused",
 				rep.PageSize, rep.Listed, st.TooComplex)
