@@ -49,7 +49,7 @@ func commands() []command {
 		{"dev", "run everything on this machine: embedded Redis, simulator, daemon", runDev},
 		{"get", "print an instance's cached entry as JSON", runGet},
 		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
-		{"resync", "compare every instance with Prismatic now and fetch what differs", runResync},
+		{"resync", "compare every instance with Prismatic now and write what differs", runResync},
 		{"sim", "run the Prismatic simulator alone", runSim},
 		{"check-config", "print the effective configuration, secrets masked, and check it", runCheckConfig},
 		{"version", "print the version", runVersion},
