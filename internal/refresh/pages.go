@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -52,17 +51,21 @@ type pageOutcome struct {
 	// a newer fetch, never deployed).
 	Written, Unchanged, Skipped int
 	// Partial lists the instances the page could not settle (more config
-	// variables than it carries), with what the cache holds of them.
+	// variables than it carries, or an entry that does not parse), with
+	// what the cache holds of them.
 	Partial []partial
 	// After holds the entry of every listed instance that has one, as it
 	// is after the page's writes.
 	After map[string]cache.Entry
 }
 
-// partial is an instance a page showed without all its config variables.
+// partial is an instance a page showed without all its config variables,
+// or whose entry does not parse: a fetch must settle it.
 type partial struct {
 	Inst  *graphql.Instance
 	State cache.State
+	// Broken: the cached entry does not parse.
+	Broken bool
 }
 
 // write settles every complete instance of page from it.
@@ -71,7 +74,7 @@ func (w *pageWriter) write(ctx context.Context, page graphql.ListPage) (pageOutc
 	if len(page.Instances) == 0 {
 		return out, nil
 	}
-	states, err := w.load(ctx, page.Instances)
+	states, broken, err := w.load(ctx, page.Instances)
 	if err != nil {
 		return out, err
 	}
@@ -90,8 +93,8 @@ func (w *pageWriter) write(ctx context.Context, page graphql.ListPage) (pageOutc
 		if st.Entry.Doc != nil {
 			out.After[inst.ID] = st.Entry
 		}
-		if inst.Partial {
-			out.Partial = append(out.Partial, partial{Inst: inst, State: st})
+		if inst.Partial || broken[i] {
+			out.Partial = append(out.Partial, partial{Inst: inst, State: st, Broken: broken[i]})
 			continue
 		}
 		doc, err := ToDoc(inst)
@@ -185,8 +188,9 @@ func sameEntry(st cache.State, m *cache.Mutation) bool {
 }
 
 // load reads the entries and tombstones of the instances of a page in one
-// pipeline: the state each write decides on first.
-func (w *pageWriter) load(ctx context.Context, insts []*graphql.Instance) ([]cache.State, error) {
+// pipeline: the state each write decides on first. broken marks entries
+// that do not parse.
+func (w *pageWriter) load(ctx context.Context, insts []*graphql.Instance) (states []cache.State, broken []bool, err error) {
 	keys := w.store.Keys()
 	pipe := w.store.Client().Pipeline()
 	entries := make([]*redis.MapStringStringCmd, len(insts))
@@ -196,24 +200,21 @@ func (w *pageWriter) load(ctx context.Context, insts []*graphql.Instance) ([]cac
 		tombs[i] = pipe.Exists(ctx, keys.Tombstone(in.ID))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read the entries of a page: %w", err)
+		return nil, nil, fmt.Errorf("read the entries of a page: %w", err)
 	}
-	states := make([]cache.State, len(insts))
+	states = make([]cache.State, len(insts))
+	broken = make([]bool, len(insts))
 	for i, in := range insts {
 		h := entries[i].Val()
 		e, err := cache.ParseEntry(h)
 		if err != nil {
-			// A broken entry: decide as if it were not there; the write's
-			// compare-and-set reads it again (and reports what is wrong).
-			w.log.Warn("cached entry does not parse", "id", in.ID, "err", err)
-			e = cache.Entry{}
-			if rev, perr := strconv.ParseInt(h[cache.FieldRev], 10, 64); perr == nil {
-				e.Rev = rev
-			}
+			// A fetch reports an entry it cannot read: leave it to one.
+			w.log.Warn("cached entry does not parse; it will be fetched", "id", in.ID, "err", err)
+			broken[i] = true
 		}
 		states[i] = cache.State{Entry: e, Exists: len(h) > 0, Tombstoned: tombs[i].Val() > 0}
 	}
-	return states, nil
+	return states, broken, nil
 }
 
 // differsByMarkers reports whether a partial instance needs a fetch: its

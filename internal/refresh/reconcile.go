@@ -148,7 +148,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		}
 		var due []string
 		for _, p := range out.Partial {
-			if r.Force || differsByMarkers(p.Inst, p.State) {
+			if r.Force || p.Broken || differsByMarkers(p.Inst, p.State) {
 				due = append(due, p.Inst.ID)
 			}
 		}
