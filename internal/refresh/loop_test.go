@@ -148,19 +148,27 @@ func TestALongPassSpacesTheNextOut(t *testing.T) {
 		clk := newClock()
 		api := &slowLister{clk: clk, took: 30 * time.Second}
 		r := &refresh.Reconciler{API: api, Store: store, Work: work, Now: clk.Now}
+		var passes atomic.Int64
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			r.Run(ctx, refresh.LoopOptions{Interval: time.Minute, MarkerCheck: 5 * time.Millisecond})
+			r.Run(ctx, refresh.LoopOptions{Interval: time.Minute, MarkerCheck: 5 * time.Millisecond,
+				OnPass: func(_ refresh.Report, err error, _ string) {
+					if err == nil {
+						passes.Add(1)
+					}
+				}})
 		}()
-		eventually(t, "the first pass", func() bool { return api.pages.Load() == 1 })
+		// The clock moves only once the first pass is over (its end in
+		// the marker): it took 30 s.
+		eventually(t, "the first pass", func() bool { return passes.Load() == 1 })
 		clk.Advance(2 * time.Minute) // past the interval, within 10 × 30 s
 		time.Sleep(100 * time.Millisecond)
 		if n := api.pages.Load(); n != 1 {
 			t.Fatalf("%d passes 2 minutes after a 30 s pass, want 1", n)
 		}
 		clk.Advance(3*time.Minute + time.Second)
-		eventually(t, "the second pass", func() bool { return api.pages.Load() == 2 })
+		eventually(t, "the second pass", func() bool { return passes.Load() == 2 })
 		cancel()
 		<-done
 	})
