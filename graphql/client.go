@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	gql "github.com/Khan/genqlient/graphql"
@@ -25,7 +27,10 @@ const DefaultTimeout = 30 * time.Second
 // config variables is far below it.
 const maxResponseBytes = 32 << 20
 
-// Limiter paces requests; golang.org/x/time/rate.Limiter satisfies it.
+// Limiter paces requests: Wait blocks until one more request may be sent,
+// or fails when ctx ends first. golang.org/x/time/rate.Limiter satisfies it,
+// and so does the organisation-wide limiter shared through Redis
+// (internal/ratelimit).
 type Limiter interface {
 	Wait(ctx context.Context) error
 }
@@ -70,6 +75,8 @@ type Client struct {
 	observe  func(string, time.Duration, error)
 	wait     func(time.Duration)
 	now      func() time.Time
+	pages    *pageSizer
+	batches  batcher
 }
 
 var _ gql.Client = (*Client)(nil)
@@ -108,6 +115,7 @@ func New(opts Options) (*Client, error) {
 		observe:  opts.Observe,
 		wait:     opts.ObserveWait,
 		now:      opts.Now,
+		pages:    newPageSizer(opts.Now),
 	}
 	switch {
 	case opts.Token != "":
@@ -125,6 +133,56 @@ func New(opts Options) (*Client, error) {
 
 // Endpoint returns the GraphQL endpoint, URL/api.
 func (c *Client) Endpoint() string { return c.endpoint }
+
+// PageSize returns the page size paged queries ask for now: PageSize until
+// the API refuses a request as too large, less after that (see
+// pagesize.go).
+func (c *Client) PageSize() int { return c.pages.get() }
+
+// withPageSize runs call, one request, with the current page size. When
+// the API refuses it as too large, the size shrinks and call runs again at
+// once (a refusal costs the API nothing to answer); when it times out, the
+// size shrinks and the error is returned, for the caller's own retry. It
+// returns the size of the last attempt.
+func (c *Client) withPageSize(call func(size int) error) (int, error) {
+	for {
+		size := c.pages.get()
+		err := call(size)
+		switch {
+		case err == nil:
+			c.pages.answered(size)
+			return size, nil
+		case KindOf(err) == TooLarge:
+			if c.pages.refused(size) {
+				continue
+			}
+		case timedOut(err):
+			c.pages.refused(size)
+		}
+		return size, err
+	}
+}
+
+// sentKey is the context key under which a caller asks for the time its
+// request was sent (see withSentAt).
+type sentKey struct{}
+
+// sentAt receives when a request was sent: after the limiter let it go,
+// right before it went on the wire. What its answer shows is at least that
+// recent.
+type sentAt struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (s *sentAt) set(t time.Time) { s.mu.Lock(); s.at = t; s.mu.Unlock() }
+func (s *sentAt) get() time.Time  { s.mu.Lock(); defer s.mu.Unlock(); return s.at }
+
+// withSentAt returns a context whose requests record in s when they are
+// sent (the last one wins).
+func withSentAt(ctx context.Context, s *sentAt) context.Context {
+	return context.WithValue(ctx, sentKey{}, s)
+}
 
 // MakeRequest sends one GraphQL operation and decodes its data into resp.
 // A refused token from a refresh-token source is renewed and the request
@@ -166,16 +224,43 @@ func (c *Client) makeRequestWith(ctx context.Context, req *gql.Request, resp *gq
 	}
 }
 
+// waitTurn waits for the limiter to let one request go, unless ctx holds
+// a turn taken already (withTurn), which it uses up.
+func (c *Client) waitTurn(ctx context.Context, op string) error {
+	if c.limiter == nil {
+		return nil
+	}
+	if t, ok := ctx.Value(turnKey{}).(*atomic.Bool); ok && t.CompareAndSwap(true, false) {
+		return nil
+	}
+	start := c.now()
+	err := c.limiter.Wait(ctx)
+	if c.wait != nil {
+		c.wait(c.now().Sub(start))
+	}
+	if err != nil {
+		return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// turnKey is the context key of a turn of the limiter taken already.
+type turnKey struct{}
+
+// withTurn returns a context whose next request goes without waiting for
+// the limiter: its turn was taken (by a batch's leader).
+func withTurn(ctx context.Context) context.Context {
+	t := &atomic.Bool{}
+	t.Store(true)
+	return context.WithValue(ctx, turnKey{}, t)
+}
+
 func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gql.Response, header http.Header) error {
-	if c.limiter != nil {
-		start := c.now()
-		err := c.limiter.Wait(ctx)
-		if c.wait != nil {
-			c.wait(c.now().Sub(start))
-		}
-		if err != nil {
-			return &Error{Op: op, Kind: Transient, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
-		}
+	if err := c.waitTurn(ctx, op); err != nil {
+		return err
+	}
+	if s, ok := ctx.Value(sentKey{}).(*sentAt); ok {
+		s.set(c.now())
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -208,8 +293,11 @@ func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gq
 	if httpResp.StatusCode < 200 || httpResp.StatusCode > 299 {
 		e := &Error{Op: op, Kind: kindOfStatus(httpResp.StatusCode), Status: httpResp.StatusCode,
 			RetryAfter: parseRetryAfter(httpResp.Header.Get("Retry-After"), c.now())}
-		if httpResp.StatusCode == http.StatusServiceUnavailable && e.RetryAfter > 0 {
+		switch {
+		case httpResp.StatusCode == http.StatusServiceUnavailable && e.RetryAfter > 0:
 			e.Kind = RateLimited
+		case httpResp.StatusCode == http.StatusRequestEntityTooLarge:
+			e.Kind = TooLarge
 		}
 		if tok != "" {
 			// Redact before errorsMessage cuts the body: a cut token would
@@ -227,7 +315,15 @@ func (c *Client) post(ctx context.Context, op, tok string, body []byte, resp *gq
 	}
 	if len(resp.Errors) > 0 {
 		msg := resp.Errors.Error()
-		return &Error{Op: op, Kind: classifyMessage(msg), Status: httpResp.StatusCode, Message: msg}
+		kind := classifyMessage(msg)
+		for _, e := range resp.Errors {
+			if code, ok := e.Extensions["code"].(string); ok {
+				if k, ok := classifyCode(code); ok {
+					kind = k
+				}
+			}
+		}
+		return &Error{Op: op, Kind: kind, Status: httpResp.StatusCode, Message: msg}
 	}
 	if resp.Data == nil || !hasData(raw) {
 		return &Error{Op: op, Kind: Invalid, Status: httpResp.StatusCode, Message: "answer has no data"}

@@ -1,6 +1,7 @@
 package graphql
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,12 @@ const (
 	// Invalid: the API rejected the query itself (it does not match the live
 	// schema) or sent an answer that cannot be used; retrying cannot help.
 	Invalid
+	// TooLarge: the API refused the request as too large, too complex or
+	// too costly (HTTP 413, or a GraphQL error saying so). The same request
+	// will be refused again; a smaller page may not be. The client shrinks
+	// its page size and asks again by itself (see Client.PageSize), so a
+	// caller sees this kind only when even the smallest page was refused.
+	TooLarge
 )
 
 func (k Kind) String() string {
@@ -44,6 +51,8 @@ func (k Kind) String() string {
 		return "not_found"
 	case Invalid:
 		return "invalid"
+	case TooLarge:
+		return "too_large"
 	}
 	return "unknown"
 }
@@ -125,8 +134,39 @@ func classifyMessage(msg string) Kind {
 		return Forbidden
 	case strings.Contains(m, "not found"), strings.Contains(m, "does not exist"):
 		return NotFound
+	case strings.Contains(m, "too complex"), strings.Contains(m, "complexity"), strings.Contains(m, "query cost"),
+		strings.Contains(m, "too large"), strings.Contains(m, "too many records"),
+		strings.Contains(m, "exceeds the") && strings.Contains(m, "records"):
+		return TooLarge
 	case strings.Contains(m, "rate limit"), strings.Contains(m, "too many requests"), strings.Contains(m, "throttl"):
 		return RateLimited
 	}
 	return Transient
+}
+
+// tooLargeCodes are the extensions.code values with which GraphQL servers
+// refuse a query for its size or cost.
+var tooLargeCodes = []string{"QUERY_TOO_COMPLEX", "COMPLEXITY", "TOO_COMPLEX", "QUERY_COST", "MAX_COST", "TOO_LARGE", "PAYLOAD_TOO_LARGE"}
+
+// classifyCode returns TooLarge for an extensions.code that says the query
+// was refused for its size or cost, and false for any other code.
+func classifyCode(code string) (Kind, bool) {
+	c := strings.ToUpper(code)
+	for _, want := range tooLargeCodes {
+		if strings.Contains(c, want) {
+			return TooLarge, true
+		}
+	}
+	return 0, false
+}
+
+// timedOut reports whether err is a request that got no answer in time, or
+// a gateway's timeout (504): on a page, a sign the page is too large to
+// answer in time.
+func timedOut(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == 504 || (e.Kind == Transient && e.Status == 0 && errors.Is(e.Err, context.DeadlineExceeded))
 }

@@ -25,6 +25,7 @@ func TestKindOfRetryableRetryAfter(t *testing.T) {
 		{"forbidden", &Error{Kind: Forbidden}, Forbidden, false, 0},
 		{"not found", fmt.Errorf("x: %w", &Error{Kind: NotFound}), NotFound, false, 0},
 		{"invalid", &Error{Kind: Invalid, RetryAfter: time.Second}, Invalid, false, time.Second},
+		{"too large", &Error{Kind: TooLarge}, TooLarge, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +67,7 @@ func TestErrorString(t *testing.T) {
 func TestKindString(t *testing.T) {
 	want := map[Kind]string{
 		Transient: "transient", RateLimited: "rate_limited", Unauthorized: "unauthorized",
-		Forbidden: "forbidden", NotFound: "not_found", Invalid: "invalid", Kind(99): "unknown",
+		Forbidden: "forbidden", NotFound: "not_found", Invalid: "invalid", TooLarge: "too_large", Kind(99): "unknown",
 	}
 	for k, s := range want {
 		if got := k.String(); got != s {
@@ -98,6 +99,10 @@ func TestClassifyMessage(t *testing.T) {
 		{`Rate limit exceeded`, RateLimited},
 		{`Too Many Requests`, RateLimited},
 		{`Request was throttled.`, RateLimited},
+		{"query is too complex: requesting 100 records on the `configVariables` connection exceeds the limit of 50 records", TooLarge},
+		{"requesting 500 records on the `instances` connection exceeds the `first` limit of 100 records", TooLarge},
+		{`Query complexity of 12000 exceeds the maximum of 10000`, TooLarge},
+		{`Query cost exceeded`, TooLarge},
 		{`Internal server error`, Transient},
 		{``, Transient},
 		// The first matching family wins.

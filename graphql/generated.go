@@ -108,28 +108,18 @@ func (v *CustomerConfigVariableInstancesCustomerConfigVariable) GetInstances() C
 
 // CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection struct {
-	Nodes    []*CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
+	Nodes    []*InstanceFields                                                                        `json:"nodes"`
+	PageInfo CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo `json:"pageInfo"`
 }
 
 // GetNodes returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetNodes() []*CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance {
+func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetNodes() []*InstanceFields {
 	return v.Nodes
 }
 
 // GetPageInfo returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection.PageInfo, and is useful for accessing the field via an interface.
 func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnection) GetPageInfo() CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo {
 	return v.PageInfo
-}
-
-// CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance struct {
-	Id string `json:"id"`
-}
-
-// GetId returns CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionNodesInstance) GetId() string {
-	return v.Id
 }
 
 // CustomerConfigVariableInstancesCustomerConfigVariableInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
@@ -194,89 +184,57 @@ func (v *GetInstanceConfigPageResponse) GetInstance() *GetInstanceConfigPageInst
 	return v.Instance
 }
 
-// GetInstanceInstance includes the requested fields of the GraphQL type Instance.
-type GetInstanceInstance struct {
-	Id              string                         `json:"id"`
-	Name            string                         `json:"name"`
-	Enabled         bool                           `json:"enabled"`
-	DeployedVersion int                            `json:"deployedVersion"`
-	NeedsDeploy     bool                           `json:"needsDeploy"`
-	LastDeployedAt  *time.Time                     `json:"lastDeployedAt"`
-	UpdatedAt       time.Time                      `json:"updatedAt"`
-	Customer        GetInstanceInstanceCustomer    `json:"customer"`
-	Integration     GetInstanceInstanceIntegration `json:"integration"`
-	ConfigVariables ConfigVariablePage             `json:"configVariables"`
-}
-
-// GetId returns GetInstanceInstance.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetId() string { return v.Id }
-
-// GetName returns GetInstanceInstance.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetName() string { return v.Name }
-
-// GetEnabled returns GetInstanceInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetEnabled() bool { return v.Enabled }
-
-// GetDeployedVersion returns GetInstanceInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetDeployedVersion() int { return v.DeployedVersion }
-
-// GetNeedsDeploy returns GetInstanceInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetNeedsDeploy() bool { return v.NeedsDeploy }
-
-// GetLastDeployedAt returns GetInstanceInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
-
-// GetUpdatedAt returns GetInstanceInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetUpdatedAt() time.Time { return v.UpdatedAt }
-
-// GetCustomer returns GetInstanceInstance.Customer, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetCustomer() GetInstanceInstanceCustomer { return v.Customer }
-
-// GetIntegration returns GetInstanceInstance.Integration, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetIntegration() GetInstanceInstanceIntegration { return v.Integration }
-
-// GetConfigVariables returns GetInstanceInstance.ConfigVariables, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstance) GetConfigVariables() ConfigVariablePage { return v.ConfigVariables }
-
-// GetInstanceInstanceCustomer includes the requested fields of the GraphQL type Customer.
-type GetInstanceInstanceCustomer struct {
-	Id         string  `json:"id"`
-	ExternalId *string `json:"externalId"`
-	Name       string  `json:"name"`
-}
-
-// GetId returns GetInstanceInstanceCustomer.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetId() string { return v.Id }
-
-// GetExternalId returns GetInstanceInstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetExternalId() *string { return v.ExternalId }
-
-// GetName returns GetInstanceInstanceCustomer.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceCustomer) GetName() string { return v.Name }
-
-// GetInstanceInstanceIntegration includes the requested fields of the GraphQL type Integration.
-type GetInstanceInstanceIntegration struct {
-	Id            string `json:"id"`
-	Name          string `json:"name"`
-	VersionNumber *int   `json:"versionNumber"`
-}
-
-// GetId returns GetInstanceInstanceIntegration.Id, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetId() string { return v.Id }
-
-// GetName returns GetInstanceInstanceIntegration.Name, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetName() string { return v.Name }
-
-// GetVersionNumber returns GetInstanceInstanceIntegration.VersionNumber, and is useful for accessing the field via an interface.
-func (v *GetInstanceInstanceIntegration) GetVersionNumber() *int { return v.VersionNumber }
-
 // GetInstanceResponse is returned by GetInstance on success.
 type GetInstanceResponse struct {
-	Instance *GetInstanceInstance `json:"instance"`
+	Instance *InstanceFields `json:"instance"`
 }
 
 // GetInstance returns GetInstanceResponse.Instance, and is useful for accessing the field via an interface.
-func (v *GetInstanceResponse) GetInstance() *GetInstanceInstance { return v.Instance }
+func (v *GetInstanceResponse) GetInstance() *InstanceFields { return v.Instance }
+
+// GetInstancesResponse is returned by GetInstances on success.
+type GetInstancesResponse struct {
+	I0 *InstanceFields `json:"i0"`
+	I1 *InstanceFields `json:"i1"`
+	I2 *InstanceFields `json:"i2"`
+	I3 *InstanceFields `json:"i3"`
+	I4 *InstanceFields `json:"i4"`
+	I5 *InstanceFields `json:"i5"`
+	I6 *InstanceFields `json:"i6"`
+	I7 *InstanceFields `json:"i7"`
+	I8 *InstanceFields `json:"i8"`
+	I9 *InstanceFields `json:"i9"`
+}
+
+// GetI0 returns GetInstancesResponse.I0, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI0() *InstanceFields { return v.I0 }
+
+// GetI1 returns GetInstancesResponse.I1, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI1() *InstanceFields { return v.I1 }
+
+// GetI2 returns GetInstancesResponse.I2, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI2() *InstanceFields { return v.I2 }
+
+// GetI3 returns GetInstancesResponse.I3, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI3() *InstanceFields { return v.I3 }
+
+// GetI4 returns GetInstancesResponse.I4, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI4() *InstanceFields { return v.I4 }
+
+// GetI5 returns GetInstancesResponse.I5, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI5() *InstanceFields { return v.I5 }
+
+// GetI6 returns GetInstancesResponse.I6, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI6() *InstanceFields { return v.I6 }
+
+// GetI7 returns GetInstancesResponse.I7, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI7() *InstanceFields { return v.I7 }
+
+// GetI8 returns GetInstancesResponse.I8, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI8() *InstanceFields { return v.I8 }
+
+// GetI9 returns GetInstancesResponse.I9, and is useful for accessing the field via an interface.
+func (v *GetInstancesResponse) GetI9() *InstanceFields { return v.I9 }
 
 type InstanceConfigVariableStatus string
 
@@ -294,14 +252,100 @@ var AllInstanceConfigVariableStatus = []InstanceConfigVariableStatus{
 	InstanceConfigVariableStatusPending,
 }
 
+// InstanceCustomer includes the requested fields of the GraphQL type Customer.
+type InstanceCustomer struct {
+	Id         string  `json:"id"`
+	ExternalId *string `json:"externalId"`
+	Name       string  `json:"name"`
+}
+
+// GetId returns InstanceCustomer.Id, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetId() string { return v.Id }
+
+// GetExternalId returns InstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetExternalId() *string { return v.ExternalId }
+
+// GetName returns InstanceCustomer.Name, and is useful for accessing the field via an interface.
+func (v *InstanceCustomer) GetName() string { return v.Name }
+
+// InstanceFields is everything the cache stores of one instance, with the
+// first page of its config variables ($first of them). GetInstance and every
+// listing that carries documents (ListInstances, the instances of a customer
+// or of a shared connection) select it, so a page and a fetch can never
+// disagree on what an instance is.
+//
+// It is spread flattened (`# @genqlient(flatten: true)`) wherever it is
+// used, and the spreads inside it are flattened too: genqlient gives a type
+// that embeds a fragment its own UnmarshalJSON, which decodes the subtree
+// once more per level, and at a thousand fetches a second that repeated
+// decoding was a quarter of the daemon's CPU (docs/benchmarks.md).
+type InstanceFields struct {
+	Id              string              `json:"id"`
+	Name            string              `json:"name"`
+	Enabled         bool                `json:"enabled"`
+	DeployedVersion int                 `json:"deployedVersion"`
+	NeedsDeploy     bool                `json:"needsDeploy"`
+	LastDeployedAt  *time.Time          `json:"lastDeployedAt"`
+	UpdatedAt       time.Time           `json:"updatedAt"`
+	Customer        InstanceCustomer    `json:"customer"`
+	Integration     InstanceIntegration `json:"integration"`
+	ConfigVariables ConfigVariablePage  `json:"configVariables"`
+}
+
+// GetId returns InstanceFields.Id, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetId() string { return v.Id }
+
+// GetName returns InstanceFields.Name, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetName() string { return v.Name }
+
+// GetEnabled returns InstanceFields.Enabled, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetEnabled() bool { return v.Enabled }
+
+// GetDeployedVersion returns InstanceFields.DeployedVersion, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetDeployedVersion() int { return v.DeployedVersion }
+
+// GetNeedsDeploy returns InstanceFields.NeedsDeploy, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetNeedsDeploy() bool { return v.NeedsDeploy }
+
+// GetLastDeployedAt returns InstanceFields.LastDeployedAt, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetLastDeployedAt() *time.Time { return v.LastDeployedAt }
+
+// GetUpdatedAt returns InstanceFields.UpdatedAt, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetUpdatedAt() time.Time { return v.UpdatedAt }
+
+// GetCustomer returns InstanceFields.Customer, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetCustomer() InstanceCustomer { return v.Customer }
+
+// GetIntegration returns InstanceFields.Integration, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetIntegration() InstanceIntegration { return v.Integration }
+
+// GetConfigVariables returns InstanceFields.ConfigVariables, and is useful for accessing the field via an interface.
+func (v *InstanceFields) GetConfigVariables() ConfigVariablePage { return v.ConfigVariables }
+
+// InstanceIntegration includes the requested fields of the GraphQL type Integration.
+type InstanceIntegration struct {
+	Id            string `json:"id"`
+	Name          string `json:"name"`
+	VersionNumber *int   `json:"versionNumber"`
+}
+
+// GetId returns InstanceIntegration.Id, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetId() string { return v.Id }
+
+// GetName returns InstanceIntegration.Name, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetName() string { return v.Name }
+
+// GetVersionNumber returns InstanceIntegration.VersionNumber, and is useful for accessing the field via an interface.
+func (v *InstanceIntegration) GetVersionNumber() *int { return v.VersionNumber }
+
 // ListCustomerInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListCustomerInstancesInstancesInstanceConnection struct {
-	Nodes    []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo ListCustomerInstancesInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
+	Nodes    []*InstanceFields                                        `json:"nodes"`
+	PageInfo ListCustomerInstancesInstancesInstanceConnectionPageInfo `json:"pageInfo"`
 }
 
 // GetNodes returns ListCustomerInstancesInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*ListCustomerInstancesInstancesInstanceConnectionNodesInstance {
+func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*InstanceFields {
 	return v.Nodes
 }
 
@@ -309,14 +353,6 @@ func (v *ListCustomerInstancesInstancesInstanceConnection) GetNodes() []*ListCus
 func (v *ListCustomerInstancesInstancesInstanceConnection) GetPageInfo() ListCustomerInstancesInstancesInstanceConnectionPageInfo {
 	return v.PageInfo
 }
-
-// ListCustomerInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type ListCustomerInstancesInstancesInstanceConnectionNodesInstance struct {
-	Id string `json:"id"`
-}
-
-// GetId returns ListCustomerInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *ListCustomerInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
 
 // ListCustomerInstancesInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
 type ListCustomerInstancesInstancesInstanceConnectionPageInfo struct {
@@ -346,15 +382,13 @@ func (v *ListCustomerInstancesResponse) GetInstances() ListCustomerInstancesInst
 
 // ListInstancesInstancesInstanceConnection includes the requested fields of the GraphQL type InstanceConnection.
 type ListInstancesInstancesInstanceConnection struct {
-	Nodes      []*ListInstancesInstancesInstanceConnectionNodesInstance `json:"nodes"`
-	PageInfo   ListInstancesInstancesInstanceConnectionPageInfo         `json:"pageInfo"`
-	TotalCount int                                                      `json:"totalCount"`
+	Nodes      []*InstanceFields                                `json:"nodes"`
+	PageInfo   ListInstancesInstancesInstanceConnectionPageInfo `json:"pageInfo"`
+	TotalCount int                                              `json:"totalCount"`
 }
 
 // GetNodes returns ListInstancesInstancesInstanceConnection.Nodes, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnection) GetNodes() []*ListInstancesInstancesInstanceConnectionNodesInstance {
-	return v.Nodes
-}
+func (v *ListInstancesInstancesInstanceConnection) GetNodes() []*InstanceFields { return v.Nodes }
 
 // GetPageInfo returns ListInstancesInstancesInstanceConnection.PageInfo, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnection) GetPageInfo() ListInstancesInstancesInstanceConnectionPageInfo {
@@ -363,58 +397,6 @@ func (v *ListInstancesInstancesInstanceConnection) GetPageInfo() ListInstancesIn
 
 // GetTotalCount returns ListInstancesInstancesInstanceConnection.TotalCount, and is useful for accessing the field via an interface.
 func (v *ListInstancesInstancesInstanceConnection) GetTotalCount() int { return v.TotalCount }
-
-// ListInstancesInstancesInstanceConnectionNodesInstance includes the requested fields of the GraphQL type Instance.
-type ListInstancesInstancesInstanceConnectionNodesInstance struct {
-	Id              string                                                        `json:"id"`
-	Enabled         bool                                                          `json:"enabled"`
-	DeployedVersion int                                                           `json:"deployedVersion"`
-	LastDeployedAt  *time.Time                                                    `json:"lastDeployedAt"`
-	NeedsDeploy     bool                                                          `json:"needsDeploy"`
-	UpdatedAt       time.Time                                                     `json:"updatedAt"`
-	Customer        ListInstancesInstancesInstanceConnectionNodesInstanceCustomer `json:"customer"`
-}
-
-// GetId returns ListInstancesInstancesInstanceConnectionNodesInstance.Id, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetId() string { return v.Id }
-
-// GetEnabled returns ListInstancesInstancesInstanceConnectionNodesInstance.Enabled, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetEnabled() bool { return v.Enabled }
-
-// GetDeployedVersion returns ListInstancesInstancesInstanceConnectionNodesInstance.DeployedVersion, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetDeployedVersion() int {
-	return v.DeployedVersion
-}
-
-// GetLastDeployedAt returns ListInstancesInstancesInstanceConnectionNodesInstance.LastDeployedAt, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetLastDeployedAt() *time.Time {
-	return v.LastDeployedAt
-}
-
-// GetNeedsDeploy returns ListInstancesInstancesInstanceConnectionNodesInstance.NeedsDeploy, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetNeedsDeploy() bool {
-	return v.NeedsDeploy
-}
-
-// GetUpdatedAt returns ListInstancesInstancesInstanceConnectionNodesInstance.UpdatedAt, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetUpdatedAt() time.Time {
-	return v.UpdatedAt
-}
-
-// GetCustomer returns ListInstancesInstancesInstanceConnectionNodesInstance.Customer, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstance) GetCustomer() ListInstancesInstancesInstanceConnectionNodesInstanceCustomer {
-	return v.Customer
-}
-
-// ListInstancesInstancesInstanceConnectionNodesInstanceCustomer includes the requested fields of the GraphQL type Customer.
-type ListInstancesInstancesInstanceConnectionNodesInstanceCustomer struct {
-	ExternalId *string `json:"externalId"`
-}
-
-// GetExternalId returns ListInstancesInstancesInstanceConnectionNodesInstanceCustomer.ExternalId, and is useful for accessing the field via an interface.
-func (v *ListInstancesInstancesInstanceConnectionNodesInstanceCustomer) GetExternalId() *string {
-	return v.ExternalId
-}
 
 // ListInstancesInstancesInstanceConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
 type ListInstancesInstancesInstanceConnectionPageInfo struct {
@@ -586,6 +568,90 @@ func (v *__GetInstanceInput) GetId() string { return v.Id }
 // GetFirst returns __GetInstanceInput.First, and is useful for accessing the field via an interface.
 func (v *__GetInstanceInput) GetFirst() int { return v.First }
 
+// __GetInstancesInput is used internally by genqlient
+type __GetInstancesInput struct {
+	First int    `json:"first"`
+	Id0   string `json:"id0"`
+	Id1   string `json:"id1"`
+	Id2   string `json:"id2"`
+	Id3   string `json:"id3"`
+	Id4   string `json:"id4"`
+	Id5   string `json:"id5"`
+	Id6   string `json:"id6"`
+	Id7   string `json:"id7"`
+	Id8   string `json:"id8"`
+	Id9   string `json:"id9"`
+	Use1  bool   `json:"use1"`
+	Use2  bool   `json:"use2"`
+	Use3  bool   `json:"use3"`
+	Use4  bool   `json:"use4"`
+	Use5  bool   `json:"use5"`
+	Use6  bool   `json:"use6"`
+	Use7  bool   `json:"use7"`
+	Use8  bool   `json:"use8"`
+	Use9  bool   `json:"use9"`
+}
+
+// GetFirst returns __GetInstancesInput.First, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetFirst() int { return v.First }
+
+// GetId0 returns __GetInstancesInput.Id0, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId0() string { return v.Id0 }
+
+// GetId1 returns __GetInstancesInput.Id1, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId1() string { return v.Id1 }
+
+// GetId2 returns __GetInstancesInput.Id2, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId2() string { return v.Id2 }
+
+// GetId3 returns __GetInstancesInput.Id3, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId3() string { return v.Id3 }
+
+// GetId4 returns __GetInstancesInput.Id4, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId4() string { return v.Id4 }
+
+// GetId5 returns __GetInstancesInput.Id5, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId5() string { return v.Id5 }
+
+// GetId6 returns __GetInstancesInput.Id6, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId6() string { return v.Id6 }
+
+// GetId7 returns __GetInstancesInput.Id7, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId7() string { return v.Id7 }
+
+// GetId8 returns __GetInstancesInput.Id8, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId8() string { return v.Id8 }
+
+// GetId9 returns __GetInstancesInput.Id9, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetId9() string { return v.Id9 }
+
+// GetUse1 returns __GetInstancesInput.Use1, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse1() bool { return v.Use1 }
+
+// GetUse2 returns __GetInstancesInput.Use2, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse2() bool { return v.Use2 }
+
+// GetUse3 returns __GetInstancesInput.Use3, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse3() bool { return v.Use3 }
+
+// GetUse4 returns __GetInstancesInput.Use4, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse4() bool { return v.Use4 }
+
+// GetUse5 returns __GetInstancesInput.Use5, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse5() bool { return v.Use5 }
+
+// GetUse6 returns __GetInstancesInput.Use6, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse6() bool { return v.Use6 }
+
+// GetUse7 returns __GetInstancesInput.Use7, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse7() bool { return v.Use7 }
+
+// GetUse8 returns __GetInstancesInput.Use8, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse8() bool { return v.Use8 }
+
+// GetUse9 returns __GetInstancesInput.Use9, and is useful for accessing the field via an interface.
+func (v *__GetInstancesInput) GetUse9() bool { return v.Use9 }
+
 // __ListCustomerInstancesInput is used internally by genqlient
 type __ListCustomerInstancesInput struct {
 	Customer string  `json:"customer"`
@@ -637,7 +703,7 @@ query CustomerConfigVariableInstances ($id: ID!, $first: Int!, $after: String) {
 		id
 		instances(first: $first, after: $after) {
 			nodes {
-				id
+				... InstanceFields
 			}
 			pageInfo {
 				hasNextPage
@@ -646,10 +712,57 @@ query CustomerConfigVariableInstances ($id: ID!, $first: Int!, $after: String) {
 		}
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
 // CustomerConfigVariableInstances lists the instances that use one reusable
-// customer connection, 100 a page.
+// customer connection, with their documents, $first a page: a credential
+// event on a connection shared by many instances re-reads them all in pages
+// rather than one fetch each.
 func CustomerConfigVariableInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -683,26 +796,29 @@ func CustomerConfigVariableInstances(
 const GetInstance_Operation = `
 query GetInstance ($id: ID!, $first: Int!) {
 	instance(id: $id) {
+		... InstanceFields
+	}
+}
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
 		id
 		name
-		enabled
-		deployedVersion
-		needsDeploy
-		lastDeployedAt
-		updatedAt
-		customer {
-			id
-			externalId
-			name
-		}
-		integration {
-			id
-			name
-			versionNumber
-		}
-		configVariables(first: $first) {
-			... ConfigVariablePage
-		}
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
 	}
 }
 fragment ConfigVariablePage on InstanceConfigVariableConnection {
@@ -733,12 +849,6 @@ fragment ConfigVariable on InstanceConfigVariable {
 // GetInstance fetches one instance with everything the cache stores, and the
 // first page of its config variables. Later pages come from
 // GetInstanceConfigPage; the client pages until hasNextPage is false.
-//
-// The instance's own fields are written out rather than spread from a shared
-// fragment, and the fragment spreads below are flattened: genqlient gives a
-// type that embeds a fragment its own UnmarshalJSON, which decodes the
-// subtree once more per level, and at a thousand fetches a second that
-// repeated decoding was a quarter of the daemon's CPU (docs/benchmarks.md).
 func GetInstance(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -836,12 +946,162 @@ func GetInstanceConfigPage(
 	return data_, err_
 }
 
+// The query executed by GetInstances.
+const GetInstances_Operation = `
+query GetInstances ($first: Int!, $id0: ID!, $id1: ID!, $id2: ID!, $id3: ID!, $id4: ID!, $id5: ID!, $id6: ID!, $id7: ID!, $id8: ID!, $id9: ID!, $use1: Boolean!, $use2: Boolean!, $use3: Boolean!, $use4: Boolean!, $use5: Boolean!, $use6: Boolean!, $use7: Boolean!, $use8: Boolean!, $use9: Boolean!) {
+	i0: instance(id: $id0) {
+		... InstanceFields
+	}
+	i1: instance(id: $id1) @include(if: $use1) {
+		... InstanceFields
+	}
+	i2: instance(id: $id2) @include(if: $use2) {
+		... InstanceFields
+	}
+	i3: instance(id: $id3) @include(if: $use3) {
+		... InstanceFields
+	}
+	i4: instance(id: $id4) @include(if: $use4) {
+		... InstanceFields
+	}
+	i5: instance(id: $id5) @include(if: $use5) {
+		... InstanceFields
+	}
+	i6: instance(id: $id6) @include(if: $use6) {
+		... InstanceFields
+	}
+	i7: instance(id: $id7) @include(if: $use7) {
+		... InstanceFields
+	}
+	i8: instance(id: $id8) @include(if: $use8) {
+		... InstanceFields
+	}
+	i9: instance(id: $id9) @include(if: $use9) {
+		... InstanceFields
+	}
+}
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
+`
+
+// GetInstances fetches up to ten instances in one request, each with what
+// the cache stores of it (the InstanceFields fragment, as GetInstance). The
+// client sends it when several fetches wait for the rate limit at once (a
+// storm of deploys of different instances): the instances ride in one
+// request instead of one each. $id0 is always asked for; $idN (N > 0) only
+// when $useN is true, so that a batch of any size up to ten is one query.
+func GetInstances(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	id0 string,
+	id1 string,
+	id2 string,
+	id3 string,
+	id4 string,
+	id5 string,
+	id6 string,
+	id7 string,
+	id8 string,
+	id9 string,
+	use1 bool,
+	use2 bool,
+	use3 bool,
+	use4 bool,
+	use5 bool,
+	use6 bool,
+	use7 bool,
+	use8 bool,
+	use9 bool,
+) (data_ *GetInstancesResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "GetInstances",
+		Query:  GetInstances_Operation,
+		Variables: &__GetInstancesInput{
+			First: first,
+			Id0:   id0,
+			Id1:   id1,
+			Id2:   id2,
+			Id3:   id3,
+			Id4:   id4,
+			Id5:   id5,
+			Id6:   id6,
+			Id7:   id7,
+			Id8:   id8,
+			Id9:   id9,
+			Use1:  use1,
+			Use2:  use2,
+			Use3:  use3,
+			Use4:  use4,
+			Use5:  use5,
+			Use6:  use6,
+			Use7:  use7,
+			Use8:  use8,
+			Use9:  use9,
+		},
+	}
+
+	data_ = &GetInstancesResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The query executed by ListCustomerInstances.
 const ListCustomerInstances_Operation = `
 query ListCustomerInstances ($customer: ID!, $first: Int!, $after: String) {
 	instances(isSystem: false, customer: $customer, first: $first, after: $after) {
 		nodes {
-			id
+			... InstanceFields
 		}
 		pageInfo {
 			hasNextPage
@@ -849,11 +1109,56 @@ query ListCustomerInstances ($customer: ID!, $first: Int!, $after: String) {
 		}
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
-// ListCustomerInstances lists the ids of one customer's instances, 100 a
-// page; a customer.updated event refetches them so that their customer
-// fields and lookup rows follow the change.
+// ListCustomerInstances lists one customer's instances with their documents,
+// $first a page; a customer.updated event re-reads them so that their
+// customer fields and lookup rows follow the change.
 func ListCustomerInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -888,15 +1193,7 @@ const ListInstances_Operation = `
 query ListInstances ($first: Int!, $after: String) {
 	instances(isSystem: false, first: $first, after: $after, sortBy: [{field:CREATED_AT,direction:ASC}]) {
 		nodes {
-			id
-			enabled
-			deployedVersion
-			lastDeployedAt
-			needsDeploy
-			updatedAt
-			customer {
-				externalId
-			}
+			... InstanceFields
 		}
 		pageInfo {
 			hasNextPage
@@ -905,11 +1202,58 @@ query ListInstances ($first: Int!, $after: String) {
 		totalCount
 	}
 }
+fragment InstanceFields on Instance {
+	id
+	name
+	enabled
+	deployedVersion
+	needsDeploy
+	lastDeployedAt
+	updatedAt
+	customer {
+		id
+		externalId
+		name
+	}
+	integration {
+		id
+		name
+		versionNumber
+	}
+	configVariables(first: $first) {
+		... ConfigVariablePage
+	}
+}
+fragment ConfigVariablePage on InstanceConfigVariableConnection {
+	nodes {
+		... ConfigVariable
+	}
+	pageInfo {
+		hasNextPage
+		endCursor
+	}
+}
+fragment ConfigVariable on InstanceConfigVariable {
+	id
+	value
+	status
+	refreshAt
+	lastSuccessfulRefreshAt
+	requiredConfigVariable {
+		key
+		dataType
+	}
+	customerConfigVariable {
+		id
+	}
+}
 `
 
-// ListInstances lists customer instances (not the system test instances) with
-// the light fields the reconciler compares against the cache, 100 a page, in a
-// stable order.
+// ListInstances lists customer instances (not the system test instances)
+// with everything the cache stores of each, $first a page (the page size
+// also bounds each instance's config variables), in a stable order. The
+// reconciler writes every instance it can from its page; an instance with
+// more config variables than the page carries is fetched on its own.
 func ListInstances(
 	ctx_ context.Context,
 	client_ graphql.Client,
@@ -986,9 +1330,9 @@ query ScopedConfigVariableCustomerVariables ($scopedId: ID!, $first: Int!, $afte
 `
 
 // ScopedConfigVariableCustomerVariables lists the customer connections made
-// from one org-level (scoped) connection, 100 a page, each with the first page
-// of the instances that use it. There is no documented top-level query for a
-// ScopedConfigVariable, so the client goes through customerConfigVariables.
+// from one org-level (scoped) connection, $first a page. There is no
+// documented top-level query for a ScopedConfigVariable, so the client goes
+// through customerConfigVariables, then lists each one's instances.
 func ScopedConfigVariableCustomerVariables(
 	ctx_ context.Context,
 	client_ graphql.Client,

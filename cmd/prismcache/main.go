@@ -52,7 +52,7 @@ func commands() []command {
 		{"get", "print an instance's cached entry as JSON", runGet},
 		{"history", "print an instance's latest revisions: what each deploy changed", runHistory},
 		{"refresh", "ask a running daemon to fetch an instance now", runRefresh},
-		{"resync", "compare every instance with Prismatic now and fetch what differs", runResync},
+		{"resync", "compare every instance with Prismatic now and write what differs", runResync},
 		{"sim", "run the Prismatic simulator alone", runSim},
 		{"check-config", "print the effective configuration, secrets masked, and check it (--online: against the API too)", runCheckConfig},
 		{"schema", "schema pull: rewrite schema.graphql from the live API's introspection", runSchema},

@@ -10,11 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/app"
 	"github.com/prismcache/prismcache/internal/config"
+	"github.com/prismcache/prismcache/internal/ratelimit"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
 	"github.com/prismcache/prismcache/internal/store"
@@ -23,10 +22,10 @@ import (
 func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var all, wait bool
 	fs := newFlagSet("resync [flags]",
-		"Runs one reconcile pass now: lists every instance in Prismatic, queues those missing from the cache or\ndifferent, removes those Prismatic no longer has, and (unless --wait=false) fetches what it queued with\nworkers of its own, alongside any running daemons. Takes the same settings as serve (--config, env, flags).",
+		"Runs one reconcile pass now: lists every instance in Prismatic with its config, writes those missing from\nthe cache or different, queues those a page cannot settle, removes those Prismatic no longer has, and\n(unless --wait=false) fetches what it queued with workers of its own, alongside any running daemons,\nwithin the same --prismatic-rate. Takes the same settings as serve (--config, env, flags).",
 		"prismcache resync --config /etc/prismcache/prismcache.conf --all",
 		stderr)
-	fs.BoolVar(&all, "all", false, "queue every instance, not only those that differ")
+	fs.BoolVar(&all, "all", false, "rewrite (or queue) every instance, not only those that differ")
 	fs.BoolVar(&wait, "wait", true, "fetch what was queued before exiting")
 	cfg, err := config.LoadTool(fs, args, os.Getenv)
 	switch {
@@ -48,10 +47,19 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	work := refresh.NewWorkSet(rdb, db.Keys(), refresh.WorkSetOptions{Lease: cfg.WorkLease, Shards: shards, FailedAfter: cfg.MaxAttempts})
+	// The pass shares the organisation's rate with the daemon's replicas.
+	limiter, err := ratelimit.New(rdb, ratelimit.Options{Rate: cfg.PrismaticRate, Prefix: cfg.RedisPrefix})
+	if err != nil {
+		return err
+	}
+	if err := limiter.Start(ctx); err != nil {
+		return err
+	}
+	defer limiter.Close(context.WithoutCancel(ctx))
 	api, err := graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.PrismaticRate), max(1, int(cfg.PrismaticRate))),
+		Limiter: limiter,
 	})
 	if err != nil {
 		return err
@@ -59,7 +67,7 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	p := newProgress(stderr)
 	recon := &refresh.Reconciler{API: api, Store: db, Work: work, Force: all,
 		Progress: func(r refresh.Report) {
-			p.show("listed %d of %d instances (%d pages), queued %d", r.Listed, r.Total, r.Pages, r.Queued)
+			p.show("listed %d of %d instances (%d pages), written %d, queued %d", r.Listed, r.Total, r.Pages, r.Written, r.Queued)
 		}}
 	ran, rep, err := recon.RunExclusive(ctx, 0)
 	p.done()
@@ -69,8 +77,8 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !ran {
 		return fmt.Errorf("a reconcile pass is running on a daemon replica; it does the same — try again when it is done")
 	}
-	fmt.Fprintf(stdout, "pass done in %s: %d instances listed, %d queued, %d removed from the cache\n",
-		rep.Took.Round(time.Millisecond), rep.Listed, rep.Queued, rep.Removed)
+	fmt.Fprintf(stdout, "pass done in %s: %d instances listed, %d written from their pages, %d queued, %d removed from the cache\n",
+		rep.Took.Round(time.Millisecond), rep.Listed, rep.Written, rep.Queued, rep.Removed)
 	if !wait || rep.Queued == 0 {
 		return nil
 	}

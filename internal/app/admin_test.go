@@ -451,6 +451,12 @@ func TestAdminResync(t *testing.T) {
 		gate := newListGate()
 		t.Cleanup(gate.release)
 		h := startE2E(t, b, e2eOptions{configure: withAdmin, transport: gate})
+		revs := map[string]int64{}
+		for _, in := range h.sim.Instances() {
+			if !in.IsSystem && in.DeployedVersion > 0 {
+				revs[in.ID] = mustCached(t, h, in.ID).Rev
+			}
+		}
 		h.sim.ResetStats()
 		gate.close()
 
@@ -472,16 +478,21 @@ func TestAdminResync(t *testing.T) {
 		errorSays(t, "second resync", out, "already running")
 		gate.release()
 
-		// Every deployed customer instance is fetched, whether or not it
-		// changed (the daemon lists no system test instances).
-		h.waitFor(t, "every instance to be fetched", func() bool {
-			for _, in := range h.sim.Instances() {
-				if !in.IsSystem && in.DeployedVersion > 0 && fetches(h, in.ID) == 0 {
+		// Every deployed customer instance is written again, whether or not
+		// it changed (the daemon lists no system test instances), from the
+		// pages of the listing: no instance is fetched on its own.
+		h.waitFor(t, "every instance to be rewritten", func() bool {
+			for id, rev := range revs {
+				if mustCached(t, h, id).Rev <= rev {
 					return false
 				}
 			}
 			return idle(t, h)
 		})
+		if st := h.sim.Stats(); st.InstanceFetches != 0 || st.GraphQLRequestsByOperation["ListInstances"] != 1 {
+			t.Errorf("the resync of %d instances made %d instance fetches and %d listing requests; want none and one page",
+				len(revs), st.InstanceFetches, st.GraphQLRequestsByOperation["ListInstances"])
+		}
 		// Once the pass is over, another may start.
 		h.waitFor(t, "a second resync to be accepted", func() bool {
 			status, _ := admin(t, h, http.MethodPost, "/v1/resync")

@@ -13,11 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/time/rate"
 
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/metrics"
+	"github.com/prismcache/prismcache/internal/ratelimit"
 	"github.com/prismcache/prismcache/internal/redisbatch"
 	"github.com/prismcache/prismcache/internal/refresh"
 	"github.com/prismcache/prismcache/internal/retry"
@@ -62,6 +62,7 @@ type App struct {
 	store    *store.Store
 	work     *refresh.WorkSet
 	api      *graphql.Client
+	limiter  *ratelimit.Shared
 	pool     *refresh.Pool
 	waiters  *refresh.Waiters
 	srv      *server.Server
@@ -169,10 +170,20 @@ func (a *App) Start(ctx context.Context) error {
 		Census:     a.census.Read,
 	})
 
+	// --prismatic-rate is the organisation's: every replica reserves its
+	// requests in one limit kept in Redis.
+	if a.limiter, err = ratelimit.New(a.rdb, ratelimit.Options{Rate: cfg.PrismaticRate, Prefix: cfg.RedisPrefix, Log: log}); err == nil {
+		err = a.limiter.Start(pingCtx)
+	}
+	if err != nil {
+		a.closeRedis()
+		return err
+	}
+	registerLimiterMetrics(a.Registry, a.limiter)
 	a.api, err = graphql.New(graphql.Options{
 		URL: cfg.PrismaticURL, Token: cfg.PrismaticToken, RefreshToken: cfg.PrismaticRefreshToken,
 		TenantID: cfg.PrismaticTenantID, Timeout: cfg.PrismaticTimeout, HTTPClient: a.HTTPClient,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.PrismaticRate), max(1, int(cfg.PrismaticRate))),
+		Limiter: a.limiter,
 		Observe: func(op string, took time.Duration, err error) {
 			result := "ok"
 			if err != nil {
@@ -398,9 +409,41 @@ func (a *App) Close(ctx context.Context) error {
 }
 
 func (a *App) closeRedis() {
+	if a.limiter != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = a.limiter.Close(ctx)
+		cancel()
+		a.limiter = nil
+	}
 	if a.ownRedis && a.rdb != nil {
 		_ = a.rdb.Close()
 		a.rdb = nil
+	}
+}
+
+// registerLimiterMetrics exports the state of the shared API rate limit.
+func registerLimiterMetrics(reg prometheus.Registerer, l *ratelimit.Shared) {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_api_rate_replicas",
+			Help: "Replicas sharing --prismatic-rate, as this replica last counted them.",
+		}, func() float64 { return float64(l.Replicas()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "prismcache_api_rate_fallback",
+			Help: "1 while this replica cannot reach the shared rate limit in Redis and paces itself at its share (--prismatic-rate / replicas).",
+		}, func() float64 {
+			if l.Fallback() {
+				return 1
+			}
+			return 0
+		}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				panic(err)
+			}
+		}
 	}
 }
 

@@ -660,41 +660,47 @@ func TestEventCustomerUpdatedAndDeleted(t *testing.T) {
 		if len(acme) != 3 || len(globex) != 3 {
 			t.Fatalf("acme has %d instances, globex %d; want 3 each", len(acme), len(globex))
 		}
-		count := func(ins []prismaticsim.InstanceSummary) map[string]int64 {
-			out := map[string]int64{}
-			for _, in := range ins {
-				out[in.ID] = fetches(h, in.ID)
-			}
-			return out
-		}
-		acmeBefore, globexBefore := count(acme), count(globex)
 		revs := map[string]int64{}
-		for _, in := range acme {
+		for _, in := range append(append([]prismaticsim.InstanceSummary(nil), acme...), globex...) {
 			revs[in.ID] = mustCached(t, h, in.ID).Rev
 		}
+		// A change the daemon is not told of (its webhook lost): one of
+		// acme's own connections breaks.
+		if err := h.sim.SetFaults(prismaticsim.Faults{WebhookDropRate: 1}); err != nil {
+			t.Fatal(err)
+		}
+		broken := ""
+		for _, in := range acme {
+			if _, err := h.sim.BreakConnection(in.ID, "hubspotConnection"); err == nil {
+				broken = in.ID
+			}
+		}
+		if broken == "" {
+			t.Fatal("no acme instance has a hubspotConnection to break")
+		}
+		if err := h.sim.SetFaults(prismaticsim.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		h.sim.ResetStats()
 
-		// customer.updated refetches that customer's instances, and no other.
+		// customer.updated re-reads that customer's instances, and no
+		// other: in pages that carry their documents, so the one that
+		// changed is written and the others are left as they are.
 		status, ans := sendWebhook(t, h, webhook.CustomerUpdated, customerPayload(t, webhook.CustomerUpdated, acme[0], time.Now()))
 		if status != http.StatusOK || ans["action"] != string(webhook.ActionCustomerRefresh) {
 			t.Fatalf("customer.updated: %d %v", status, ans)
 		}
-		h.waitFor(t, "the customer's instances to be fetched", func() bool {
-			for id, n := range count(acme) {
-				if n <= acmeBefore[id] {
-					return false
-				}
-			}
-			return idle(t, h)
+		h.waitFor(t, "the broken connection to show", func() bool {
+			return mustCached(t, h, broken).Doc.Config["hubspotConnection"].Status == "ERROR" && idle(t, h)
 		})
-		for id, n := range count(globex) {
-			if n != globexBefore[id] {
-				t.Errorf("customer.updated of acme fetched globex's %s", id)
+		for id, rev := range revs {
+			if e := mustCached(t, h, id); id != broken && e.Rev != rev {
+				t.Errorf("customer.updated rewrote %s, which did not change (rev %d → %d)", id, rev, e.Rev)
 			}
 		}
-		for _, in := range acme {
-			if e := mustCached(t, h, in.ID); e.Rev <= revs[in.ID] || e.Stale {
-				t.Errorf("instance %s after customer.updated: rev %d (was %d), stale %v", in.ID, e.Rev, revs[in.ID], e.Stale)
-			}
+		if st := h.sim.Stats(); st.InstanceFetches != 0 || st.GraphQLRequestsByOperation["ListCustomerInstances"] != 1 {
+			t.Errorf("customer.updated made %d instance fetches and %d listing requests; want none and one page",
+				st.InstanceFetches, st.GraphQLRequestsByOperation["ListCustomerInstances"])
 		}
 
 		// customer.deleted drops that customer's entries, and no other.

@@ -27,11 +27,13 @@ type ResyncResults struct {
 	// Took is from POST /v1/resync to the last entry holding its new
 	// deployedVersion.
 	Took float64 `json:"took_s"`
-	// Floor is (Pages + Fetches) / Rate: the time the quota alone needs.
-	Pages   int     `json:"pages"`
-	Fetches int     `json:"fetches"`
-	Floor   float64 `json:"floor_s"`
-	Ratio   float64 `json:"ratio_to_floor"`
+	// Pages is how many pages of 100 the listing takes; BeforeRequests
+	// and BeforeFloor are what the pass cost when pages carried no
+	// documents: a page of 100 plus one fetch per instance, and the time
+	// the quota alone needed for them.
+	Pages          int     `json:"pages"`
+	BeforeRequests int     `json:"before_requests"`
+	BeforeFloor    float64 `json:"before_floor_s"`
 	// APIRequests and InstanceFetches are what the simulator served during
 	// the pass.
 	APIRequests     int64 `json:"api_requests"`
@@ -105,21 +107,25 @@ func (e *Env) Resync(ctx context.Context) (Report, error) {
 	st := sim.Stats()
 	res := ResyncResults{Instances: len(ids), Rate: resyncRate, Took: took.Seconds(),
 		DaemonFlags: fmt.Sprintf("--prismatic-rate %d --workers %d", resyncRate, resyncWorkers),
-		Pages:       (len(ids) + graphql.PageSize - 1) / graphql.PageSize, Fetches: len(ids),
+		Pages:       (len(ids) + graphql.PageSize - 1) / graphql.PageSize,
 		APIRequests: st.GraphQLRequests, InstanceFetches: st.InstanceFetches}
-	res.Floor = float64(res.Pages+res.Fetches) / resyncRate
-	res.Ratio = Ratio(res.Took, res.Floor)
+	res.BeforeRequests = res.Pages + len(ids)
+	res.BeforeFloor = float64(res.BeforeRequests) / resyncRate
 	res.Wrong, err = e.countWrong(ctx, want)
 	if err != nil {
 		return rep, err
 	}
-	e.Logf("resync: %d instances in %.2fs, floor %.2fs ((%d pages + %d fetches)/%d): ratio %.3f; API requests %d, instance fetches %d, wrong at end %d",
-		res.Instances, res.Took, res.Floor, res.Pages, res.Fetches, resyncRate, res.Ratio, res.APIRequests, res.InstanceFetches, res.Wrong)
+	e.Logf("resync: %d instances in %.2fs; API requests %d (pages %d), instance fetches %d; before: %d requests, floor %.2fs; wrong at end %d",
+		res.Instances, res.Took, res.APIRequests, res.Pages, res.InstanceFetches, res.BeforeRequests, res.BeforeFloor, res.Wrong)
 	rep.Results = res
-	rep.Figures = []Row{{Scenario: "resync", Figure: fmt.Sprintf("full pass, %d changed instances, %d req/s", res.Instances, resyncRate),
-		Value:     fmt.Sprintf("%.2f s", res.Took),
-		Reference: fmt.Sprintf("floor %.2f s (%d pages + %d fetches)", res.Floor, res.Pages, res.Fetches),
-		Target:    NewTarget(res.Ratio, "<=", 1.1, fmt.Sprintf("≤ 1.1 × floor (is %.3f)", res.Ratio))}}
+	rep.Figures = []Row{
+		{Scenario: "resync", Figure: fmt.Sprintf("full pass (POST /v1/resync), %d changed instances, %d req/s: time", res.Instances, resyncRate),
+			Value:     fmt.Sprintf("%.2f s", res.Took),
+			Reference: fmt.Sprintf("before: floor %.2f s (%d pages + %d fetches)", res.BeforeFloor, res.Pages, len(ids))},
+		{Scenario: "resync", Figure: "the same: GraphQL requests",
+			Value:     fmt.Sprintf("%d", res.APIRequests),
+			Reference: fmt.Sprintf("before: %d", res.BeforeRequests),
+			Target:    NewTarget(float64(res.APIRequests), "<=", float64(res.Pages), fmt.Sprintf("≤ %d pages", res.Pages))}}
 	if res.Wrong > 0 || len(done) < len(want) {
 		rep.Error = fmt.Sprintf("%d of %d entries never showed the new version; %d wrong at the end", len(want)-len(done), len(want), res.Wrong)
 	}

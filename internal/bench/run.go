@@ -31,7 +31,7 @@ type Options struct {
 }
 
 // Scenarios in the order they run.
-var Scenarios = []string{"reader", "intake", "freshness", "economy", "resync", "footprint", "hostile"}
+var Scenarios = []string{"reader", "intake", "freshness", "economy", "resync", "rebuild", "storm", "footprint", "hostile"}
 
 // Run starts the harness's redis-server, runs the scenarios one after the
 // other, prints one JSON line per scenario and then the table. It returns an
@@ -75,7 +75,7 @@ func Run(ctx context.Context, o Options) error {
 
 	run := map[string]func(context.Context) (Report, error){
 		"reader": e.Reader, "intake": e.Intake, "freshness": e.Freshness,
-		"economy": e.Economy, "resync": e.Resync, "footprint": e.Footprint, "hostile": e.Hostile,
+		"economy": e.Economy, "resync": e.Resync, "rebuild": e.Rebuild, "storm": e.Storm, "footprint": e.Footprint, "hostile": e.Hostile,
 	}
 	var rows []Row
 	var failed, noisy []string

@@ -101,7 +101,7 @@ func New(reg prometheus.Registerer, version string, src Sources) *Metrics {
 		}),
 		reconcileFound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_reconcile_instances_total",
-			Help: "What reconcile passes found: listed, queued (missing or different in the cache), removed (gone from Prismatic).",
+			Help: "What reconcile passes found: listed, written (missing or different in the cache, written from the page), queued (for a fetch: no page could settle them), removed (gone from Prismatic).",
 		}, []string{"found"}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prismcache_redis_errors_total",
@@ -216,6 +216,7 @@ func (m *Metrics) Pass(rep refresh.Report, err error) {
 	m.reconciles.WithLabelValues("ok").Inc()
 	m.reconcileTime.Observe(rep.Took.Seconds())
 	m.reconcileFound.WithLabelValues("listed").Add(float64(rep.Listed))
+	m.reconcileFound.WithLabelValues("written").Add(float64(rep.Written))
 	m.reconcileFound.WithLabelValues("queued").Add(float64(rep.Queued))
 	m.reconcileFound.WithLabelValues("removed").Add(float64(rep.Removed))
 }

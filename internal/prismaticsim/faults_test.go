@@ -208,7 +208,7 @@ func TestFaultsAreReproducible(t *testing.T) {
 
 func TestPageSizeLimitFault(t *testing.T) {
 	sim, srv := newTestSim(t, Options{Faults: Faults{PageSizeLimit: 50}})
-	listOps := mustRead(t, "../../graphql/operations/list.graphql")
+	listOps := daemonOps(t)
 	demo := sim.DemoInstanceID()
 	refused := []struct {
 		name, query, op, field string

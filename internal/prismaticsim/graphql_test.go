@@ -201,9 +201,8 @@ func TestQueriesTheDaemonNeverSends(t *testing.T) {
 func TestDaemonOperationsVerbatim(t *testing.T) {
 	sim, srv := newTestSim(t, Options{})
 	demo := sim.DemoInstanceID()
-	instanceOps := mustRead(t, "../../graphql/operations/instance.graphql")
-	listOps := mustRead(t, "../../graphql/operations/list.graphql")
-	connOps := mustRead(t, "../../graphql/operations/connections.graphql")
+	ops := daemonOps(t)
+	instanceOps, listOps, connOps := ops, ops, ops
 	var ccv CustomerConnection
 	for _, c := range sim.CustomerConnections() {
 		if c.CustomerExternalID == "acme-001" {
@@ -240,6 +239,16 @@ func TestDaemonOperationsVerbatim(t *testing.T) {
 		}
 		if path(t, in, "configVariables", "pageInfo", "hasNextPage") != false {
 			t.Errorf("hasNextPage should be false")
+		}
+	})
+	t.Run("GetInstances", func(t *testing.T) {
+		vars := map[string]any{"first": 100, "id0": demo, "id1": "SW5zdGFuY2U6bm9uZQ==", "use1": true}
+		for i := 2; i < 10; i++ {
+			vars[fmt.Sprintf("id%d", i)], vars[fmt.Sprintf("use%d", i)] = "", false
+		}
+		data := send(t, instanceOps, "GetInstances", vars)
+		if path(t, data, "i0", "id") != demo || data["i1"] != nil || len(data) != 2 {
+			t.Errorf("GetInstances = %v, want the demo instance, null for the unknown id, nothing for the slots not used", data)
 		}
 	})
 	t.Run("GetInstanceConfigPage", func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +117,27 @@ func path(t *testing.T, v any, keys ...any) any {
 		}
 	}
 	return v
+}
+
+// daemonOps returns the daemon's GraphQL operations as one document: every
+// file of graphql/operations, so that the fragments they share are defined
+// (the daemon's generated client sends each operation with its fragments).
+func daemonOps(tb testing.TB) string {
+	tb.Helper()
+	files, err := filepath.Glob("../../graphql/operations/*.graphql")
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("the daemon's operations: %v (%d files)", err, len(files))
+	}
+	var b strings.Builder
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b.Write(src)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func mustRead(t *testing.T, name string) string {

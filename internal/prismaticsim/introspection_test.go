@@ -252,7 +252,7 @@ func TestSchemaChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	instanceOps := mustRead(t, "../../graphql/operations/instance.graphql")
+	instanceOps := daemonOps(t)
 	tests := []struct {
 		change               SchemaChange
 		onlyServed, onlyOurs []string

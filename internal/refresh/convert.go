@@ -10,8 +10,12 @@ import (
 
 // ToDoc turns a fetched instance into the document the cache stores. The
 // values of connections and credentials are left out: they are secrets.
-// Duplicate keys are an error: the API promises one variable per key.
+// Duplicate keys are an error: the API promises one variable per key; so is
+// a Partial instance from a listing, which lacks some of its variables.
 func ToDoc(inst *graphql.Instance) (*cache.Doc, error) {
+	if inst.Partial {
+		return nil, fmt.Errorf("instance %s: only part of its config variables is known", inst.ID)
+	}
 	d := &cache.Doc{
 		ID:              inst.ID,
 		Name:            inst.Name,

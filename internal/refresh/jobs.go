@@ -42,32 +42,37 @@ func CustomerDeleteJob(customerID, externalID string) string {
 // IsJob reports whether a work-set member is a job rather than an instance.
 func IsJob(member string) bool { return strings.HasPrefix(member, jobPrefix) }
 
-// Resolver finds the instances a job stands for.
+// Resolver finds the instances a job stands for. Listings of instances
+// come in pages that carry each instance's document (page is called with
+// each); ids found otherwise (the index) are returned, to be fetched.
 type Resolver interface {
-	// ConnectionInstances returns the ids of the instances that use the
-	// connection id; none (and no error) when it resolves to nothing.
-	ConnectionInstances(ctx context.Context, id string) ([]string, error)
-	// CustomerInstances returns the ids of the customer's instances.
-	CustomerInstances(ctx context.Context, customerID string) ([]string, error)
+	// ConnectionInstances finds the instances that use the connection id:
+	// page is called with every page of them a listing carries; the ids it
+	// returns are those found without their documents. None (and no
+	// error) when it resolves to nothing.
+	ConnectionInstances(ctx context.Context, id string, page func(graphql.ListPage) error) ([]string, error)
+	// CustomerInstances calls page with every page of the customer's
+	// instances.
+	CustomerInstances(ctx context.Context, customerID string, page func(graphql.ListPage) error) error
 }
 
 // Lister is the part of the GraphQL client the resolver needs.
 type Lister interface {
-	InstancesUsingCustomerConfigVariable(ctx context.Context, id string) ([]string, bool, error)
-	InstancesUsingScopedConfigVariable(ctx context.Context, id string) ([]string, error)
-	CustomerInstances(ctx context.Context, customerID string) ([]string, error)
+	ConnectionInstances(ctx context.Context, id string, fn func(graphql.ListPage) error) (bool, error)
+	ScopedConnectionInstances(ctx context.Context, id string, fn func(graphql.ListPage) error) error
+	CustomerInstances(ctx context.Context, customerID string, fn func(graphql.ListPage) error) error
 }
 
 // IndexResolver resolves connection ids: an InstanceConfigVariable through
 // the index the store keeps of the instances it holds, a customer or scoped
-// connection by asking the API for the instances that use it.
+// connection by listing, with their documents, the instances that use it.
 type IndexResolver struct {
 	Store *store.Store
 	API   Lister
 }
 
 // ConnectionInstances implements Resolver.
-func (r IndexResolver) ConnectionInstances(ctx context.Context, id string) ([]string, error) {
+func (r IndexResolver) ConnectionInstances(ctx context.Context, id string, page func(graphql.ListPage) error) ([]string, error) {
 	typ, _, ok := webhook.DecodeGlobalID(id)
 	if !ok {
 		return nil, nil
@@ -80,53 +85,72 @@ func (r IndexResolver) ConnectionInstances(ctx context.Context, id string) ([]st
 		}
 		return []string{inst}, nil
 	case webhook.TypeCustomerConfigVariable:
-		ids, _, err := r.API.InstancesUsingCustomerConfigVariable(ctx, id)
-		return ids, err
+		_, err := r.API.ConnectionInstances(ctx, id, page)
+		return nil, err
 	case webhook.TypeScopedConfigVariable:
-		return r.API.InstancesUsingScopedConfigVariable(ctx, id)
+		return nil, r.API.ScopedConnectionInstances(ctx, id, page)
 	}
 	return nil, nil
 }
 
 // CustomerInstances implements Resolver.
-func (r IndexResolver) CustomerInstances(ctx context.Context, customerID string) ([]string, error) {
-	return r.API.CustomerInstances(ctx, customerID)
+func (r IndexResolver) CustomerInstances(ctx context.Context, customerID string, page func(graphql.ListPage) error) error {
+	return r.API.CustomerInstances(ctx, customerID, page)
 }
 
-// runJob expands a job into instance ids and queues them.
+// runJob expands a job into instances: those a listing shows in full are
+// written from their page, the others are queued for a fetch.
 func (p *Pool) runJob(ctx context.Context, c Claim) {
 	started := p.opts.Now()
-	var (
-		ids  []string
-		err  error
-		what string
-	)
 	if rest, ok := strings.CutPrefix(c.ID, customerDeleteJobPrefix); ok {
 		p.runCustomerDelete(ctx, c, rest, started)
 		return
 	}
 	connID, isConn := strings.CutPrefix(c.ID, connectionJobPrefix)
 	custID, isCust := strings.CutPrefix(c.ID, customerJobPrefix)
-	switch {
-	case p.resolver == nil || (!isConn && !isCust):
+	if p.resolver == nil || (!isConn && !isCust) {
 		p.log.Warn("unknown job in the work set; dropped", "job", c.ID)
 		_ = p.ws.Drop(context.WithoutCancel(ctx), c)
 		return
-	case isConn:
+	}
+	w := &pageWriter{store: p.store, now: p.opts.Now, log: p.log}
+	var (
+		fetch   []string
+		listed  int
+		written int
+		what    string
+		err     error
+	)
+	onPage := func(page graphql.ListPage) error {
+		out, err := w.write(ctx, page)
+		listed += len(page.Instances)
+		written += out.Written
+		if err != nil {
+			p.redisErr(err)
+			return err
+		}
+		for _, pt := range out.Partial {
+			fetch = append(fetch, pt.Inst.ID)
+		}
+		return nil
+	}
+	if isConn {
 		what = "connection " + connID
-		ids, err = p.resolver.ConnectionInstances(ctx, connID)
-	default:
+		var ids []string
+		ids, err = p.resolver.ConnectionInstances(ctx, connID, onPage)
+		fetch = append(fetch, ids...)
+	} else {
 		what = "customer " + custID
-		ids, err = p.resolver.CustomerInstances(ctx, custID)
+		err = p.resolver.CustomerInstances(ctx, custID, onPage)
 	}
 	skipped := 0
-	if err == nil && len(ids) > 0 {
-		var fresh []string
-		fresh, err = p.fetchedSince(ctx, ids, c.Since)
+	if err == nil && len(fetch) > 0 {
+		var due []string
+		due, err = p.fetchedSince(ctx, fetch, c.Since)
 		if err == nil {
-			skipped = len(ids) - len(fresh)
-			if len(fresh) > 0 {
-				_, err = (Executor{Store: p.store, Work: p.ws}).Execute(ctx, webhook.FetchPlan(fresh...), nil, Once{})
+			skipped = len(fetch) - len(due)
+			if len(due) > 0 {
+				_, err = (Executor{Store: p.store, Work: p.ws}).Execute(ctx, webhook.FetchPlan(due...), nil, Once{})
 			}
 		}
 	}
@@ -139,10 +163,11 @@ func (p *Pool) runJob(ctx context.Context, c Claim) {
 		p.log.Warn("finish work", "job", c.ID, "err", derr)
 	}
 	res := Result{ID: c.ID, OK: true, Started: started}
-	if len(ids) == 0 {
+	if listed+len(fetch) == 0 {
 		res.Skip = what + " resolves to no instance"
 	}
-	p.log.Info("resolve", "job", what, "instances", len(ids), "already_fresh", skipped, "took", p.opts.Now().Sub(started).Round(time.Millisecond))
+	p.log.Info("resolve", "job", what, "listed", listed, "written", written, "to_fetch", len(fetch)-skipped,
+		"already_fresh", skipped, "took", p.opts.Now().Sub(started).Round(time.Millisecond))
 	p.publish(fin, res)
 }
 

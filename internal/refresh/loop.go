@@ -13,10 +13,19 @@ import (
 
 // Defaults of LoopOptions.
 const (
-	DefaultResyncInterval = 15 * time.Minute
+	// DefaultResyncInterval is short because a pass is cheap: one request
+	// per 100 instances (docs/operations.md has the cost for N).
+	DefaultResyncInterval = 5 * time.Minute
 	DefaultMarkerCheck    = 2 * time.Second
 	DefaultReconcileLease = 30 * time.Second
 )
+
+// passShare bounds the time periodic passes take: a pass begins no sooner
+// than passShare times as long as the last pass took after it ended, so
+// that passes never take more than about 1/passShare of the API quota,
+// however short the interval is for the fleet (100,000 instances at the
+// default rate take 100 s a pass: one every 17 minutes, not every 5).
+const passShare = 10
 
 // repairMargin absorbs clock differences between replicas when a pass's
 // start (another replica's clock) is compared with when this one owed a
@@ -48,7 +57,8 @@ func (r *Reconciler) Busy(ctx context.Context) (bool, error) {
 // LoopOptions configure Reconciler.Run; zero values mean the defaults.
 type LoopOptions struct {
 	// Interval between periodic passes, spread by ±10% jitter so replicas
-	// started together do not line up.
+	// started together do not line up — or ten times as long as the last
+	// pass took, if that is longer (passShare).
 	Interval time.Duration
 	// MarkerCheck is how often the sync marker is checked: a missing marker
 	// (Redis flushed, failed over to an empty replica, replaced) starts a
@@ -167,7 +177,9 @@ func (r *Reconciler) Run(ctx context.Context, opts LoopOptions) {
 			r.Owe(RepairRedisLost, r.now())
 		}
 		if !st.At.Equal(last) {
-			last, every = st.At, jitter(opts.Interval) // a pass completed somewhere
+			// A pass completed somewhere: the next is due an interval
+			// later, or later still if that pass was long.
+			last, every = st.At, max(jitter(opts.Interval), passShare*st.At.Sub(st.Began))
 		}
 		if err == nil {
 			if reason := r.paidBy(st.Began); reason != "" {

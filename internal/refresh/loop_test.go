@@ -123,3 +123,54 @@ func TestAnOwedRepairRunsAPassAtOnce(t *testing.T) {
 		<-done
 	})
 }
+
+// slowLister lists no instances, and its page takes took of the clock.
+type slowLister struct {
+	clk   *testutil.Clock
+	took  time.Duration
+	pages atomic.Int64
+}
+
+func (l *slowLister) ListInstances(context.Context, string) (graphql.ListPage, error) {
+	l.pages.Add(1)
+	l.clk.Advance(l.took)
+	return graphql.ListPage{}, nil
+}
+
+// TestALongPassSpacesTheNextOut: with an interval of a minute and passes
+// that take 30 s, the next pass waits ten times the last one's length
+// (5 minutes), so passes never take more than a tenth of the API quota.
+func TestALongPassSpacesTheNextOut(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		db := store.New(b.Client, store.Options{Prefix: b.Prefix})
+		work := refresh.NewWorkSet(b.Client, db.Keys(), refresh.WorkSetOptions{})
+		clk := testutil.NewClock()
+		api := &slowLister{clk: clk, took: 30 * time.Second}
+		r := &refresh.Reconciler{API: api, Store: db, Work: work, Now: clk.Now}
+		var passes atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.Run(ctx, refresh.LoopOptions{Interval: time.Minute, MarkerCheck: 5 * time.Millisecond,
+				OnPass: func(_ refresh.Report, err error, _ string) {
+					if err == nil {
+						passes.Add(1)
+					}
+				}})
+		}()
+		// The clock moves only once the first pass is over (its end in
+		// the marker): it took 30 s.
+		testutil.Eventually(t, "the first pass", func() bool { return passes.Load() == 1 })
+		clk.Advance(2 * time.Minute) // past the interval, within 10 × 30 s
+		time.Sleep(100 * time.Millisecond)
+		if n := api.pages.Load(); n != 1 {
+			t.Fatalf("%d passes 2 minutes after a 30 s pass, want 1", n)
+		}
+		clk.Advance(3*time.Minute + time.Second)
+		testutil.Eventually(t, "the second pass", func() bool { return passes.Load() == 2 })
+		cancel()
+		<-done
+	})
+}

@@ -15,22 +15,29 @@ import (
 	"github.com/prismcache/prismcache/internal/webhook"
 )
 
-// InstanceLister pages through every instance; *graphql.Client satisfies
-// it.
+// InstanceLister pages through every instance, each with its document;
+// *graphql.Client satisfies it.
 type InstanceLister interface {
 	ListInstances(ctx context.Context, after string) (graphql.ListPage, error)
 }
 
-// Reconciler compares every instance Prismatic has with the cache: it queues
-// the instances that are missing, whose deployedVersion, lastDeployedAt or
-// enabled flag differ, or whose stale flag disagrees with needsDeploy, and after a complete listing removes the cached instances Prismatic
-// no longer has. It writes the sync marker at the end of a complete pass.
+// Reconciler compares every instance Prismatic has with the cache, a page
+// of instances at a time, each page carrying the instances' documents. It
+// writes every instance a page settles whose entry is missing or differs
+// from what the page shows — through DecideWrite and the store's
+// compare-and-set, exactly as a fetch would (see pages.go) — and queues for
+// a fetch only the instances a page cannot settle (more config variables
+// than it carries) that are missing or whose deploy markers, enabled flag
+// or staleness differ. After a complete listing it removes the cached
+// instances Prismatic no longer has, and it writes the sync marker at the
+// end of a complete pass.
 type Reconciler struct {
 	API   InstanceLister
 	Store *store.Store
 	Work  *WorkSet
 	Log   *slog.Logger
-	// Force queues every deployed instance, not only those that differ.
+	// Force rewrites every instance a page settles and queues every other
+	// one, not only those that differ.
 	Force bool
 	// Progress, when set, is called after every page.
 	Progress func(Report)
@@ -46,12 +53,21 @@ var ErrPassLost = errors.New("reconcile: the sync marker changed during the pass
 
 // Report is what one pass found.
 type Report struct {
-	Pages   int           `json:"pages"`
-	Listed  int           `json:"listed"`
-	Total   int           `json:"total"`
+	Pages  int `json:"pages"`
+	Listed int `json:"listed"`
+	Total  int `json:"total"`
+	// Written counts entries written from their page; Unchanged the listed
+	// instances whose entry held what the page shows already.
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+	// Queued counts instances queued for a fetch: those no page could
+	// settle.
 	Queued  int           `json:"queued"`
 	Removed int           `json:"removed"`
 	Took    time.Duration `json:"-"`
+	// PageSize is the page size of the last page (less than 100 while the
+	// API refuses larger pages).
+	PageSize int `json:"pageSize"`
 }
 
 func (r *Reconciler) now() time.Time {
@@ -77,6 +93,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	if err := r.Store.BeginSync(ctx, token); err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
+	w := &pageWriter{store: r.Store, now: r.now, log: r.log(), force: r.Force}
 	listed := map[string]struct{}{}
 	cursor := ""
 	for {
@@ -87,20 +104,28 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Pages++
 		rep.Total = page.TotalCount
 		rep.Listed += len(page.Instances)
-		ids := make([]string, 0, len(page.Instances))
+		rep.PageSize = page.Size
 		for _, in := range page.Instances {
 			listed[in.ID] = struct{}{}
 		}
-		due, err := r.differing(ctx, page.Instances)
+		out, err := w.write(ctx, page)
+		rep.Written += out.Written
+		rep.Unchanged += out.Unchanged
 		if err != nil {
-			return rep, err
-		}
-		ids = append(ids, due...)
-		if _, err := (Executor{Store: r.Store, Work: r.Work}).Execute(ctx, webhook.FetchPlan(ids...), nil, Once{}); err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
-		rep.Queued += len(ids)
-		r.log().Debug("reconcile page", "page", rep.Pages, "listed", rep.Listed, "of", rep.Total, "queued", rep.Queued)
+		var due []string
+		for _, p := range out.Partial {
+			if r.Force || p.Broken || differsByMarkers(p.Inst, p.State) {
+				due = append(due, p.Inst.ID)
+			}
+		}
+		if _, err := (Executor{Store: r.Store, Work: r.Work}).Execute(ctx, webhook.FetchPlan(due...), nil, Once{}); err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+		rep.Queued += len(due)
+		r.log().Debug("reconcile page", "page", rep.Pages, "size", page.Size, "listed", rep.Listed, "of", rep.Total,
+			"written", rep.Written, "queued", rep.Queued)
 		if r.Progress != nil {
 			r.Progress(rep)
 		}
@@ -122,7 +147,8 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		return rep, ErrPassLost
 	}
 	rep.Took = r.now().Sub(start)
-	r.log().Info("reconcile", "pages", rep.Pages, "listed", rep.Listed, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
+	r.log().Info("reconcile", "pages", rep.Pages, "page_size", rep.PageSize, "listed", rep.Listed, "written", rep.Written,
+		"unchanged", rep.Unchanged, "queued", rep.Queued, "removed", rep.Removed, "took", rep.Took.Round(time.Millisecond))
 	return rep, nil
 }
 
@@ -133,7 +159,9 @@ const pageAttempts = 6
 var pageRetry = retry.Policy{Base: 500 * time.Millisecond, Cap: 30 * time.Second}
 
 // listPage asks for one page, retrying transient failures with backoff (and
-// the wait a 429 asks for), so one failed request does not void a pass.
+// the wait a 429 asks for), so one failed request does not void a pass. (A
+// page refused as too large is asked for again at once, smaller, by the
+// client itself.)
 func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListPage, error) {
 	for attempt := 1; ; attempt++ {
 		page, err := r.API.ListInstances(ctx, cursor)
@@ -148,54 +176,6 @@ func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListP
 		case <-time.After(wait):
 		}
 	}
-}
-
-// differing returns the deployed instances of a page whose cached entry is
-// missing or holds another deployedVersion, lastDeployedAt or enabled flag,
-// says a fetch failed, or is stale when Prismatic has nothing to deploy (or
-// the other way round).
-func (r *Reconciler) differing(ctx context.Context, page []graphql.InstanceSummary) ([]string, error) {
-	ids := make([]string, len(page))
-	for i, in := range page {
-		ids[i] = in.ID
-	}
-	states, err := r.Store.Peek(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: %w", err)
-	}
-	var due []string
-	for i, in := range page {
-		if in.DeployedVersion == 0 {
-			continue // never deployed: nothing to cache
-		}
-		if r.Force || differs(states[i], in) {
-			due = append(due, in.ID)
-		}
-	}
-	return due, nil
-}
-
-// differs reports whether an entry, read without its document, may not be
-// what Prismatic's listing says runs.
-func differs(st store.State, in graphql.InstanceSummary) bool {
-	e := st.Entry
-	switch {
-	case !st.Exists || e.Doc == nil:
-		return true
-	case e.LastError != "", e.Enabled != in.Enabled, e.Stale != in.NeedsDeploy:
-		// A fetch that keeps failing, or a flag that disagrees with
-		// Prismatic (a lost webhook): fetch again either way.
-		return true
-	case in.NeedsDeploy:
-		// Stale, as it should be; with changes pending the API cannot show
-		// the deployed config, so another fetch would learn nothing.
-		return false
-	case e.DeployedVersion != in.DeployedVersion:
-		return true
-	case in.LastDeployedAt != nil:
-		return e.Doc.LastDeployedAt == nil || !e.Doc.LastDeployedAt.Equal(*in.LastDeployedAt)
-	}
-	return false
 }
 
 // removeGone deletes cached entries of instances the complete listing did

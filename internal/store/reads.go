@@ -117,3 +117,30 @@ func (s *Store) Find(ctx context.Context, externalID, integrationName string) ([
 func (s *Store) History(ctx context.Context, id string) ([]cache.Revision, error) {
 	return s.direct.History(ctx, id)
 }
+
+// LoadMany reads the entries and tombstones of ids, documents included, in
+// one pipeline. An entry that does not parse gets its error in errs (its
+// state is what could be read); err is Redis's.
+func (s *Store) LoadMany(ctx context.Context, ids []string) (states []State, errs []error, err error) {
+	pipe := s.rdb.Pipeline()
+	entries := make([]*redis.MapStringStringCmd, len(ids))
+	tombs := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		entries[i] = pipe.HGetAll(ctx, s.keys.Instance(id))
+		tombs[i] = pipe.Exists(ctx, s.keys.Tombstone(id))
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, nil, fmt.Errorf("read entries: %w", err)
+		}
+	}
+	states = make([]State, len(ids))
+	errs = make([]error, len(ids))
+	for i := range ids {
+		h := entries[i].Val()
+		e, perr := cache.ParseEntry(h)
+		errs[i] = perr
+		states[i] = State{Entry: e, Exists: len(h) > 0, Tombstoned: tombs[i].Val() > 0}
+	}
+	return states, errs, nil
+}

@@ -2,9 +2,9 @@ package store_test
 
 import (
 	"context"
-	"reflect"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
