@@ -22,6 +22,7 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 		"serve":        {"-listen host:port", "-admin-listen host:port", "-log-level debug|info|warn|error", "-work-lease duration", "-workers count", "-config path"},
 		"resync":       {"-all", "-redis-url url", "-workers count", "-prismatic-token token"},
 		"get":          {"-redis-url url", "-redis-prefix prefix", "Exit codes"},
+		"history":      {"-redis-url url", "-redis-prefix prefix", "-json", "newest first"},
 		"refresh":      {"-url string", "-admin-token string", "-timeout duration"},
 		"dev":          {"-customers int", "-log-level debug|info|warn|error", "-admin-token string"},
 		"sim":          {"-webhook-url string", "-schema-change Type.field=NewType"},

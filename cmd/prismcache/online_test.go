@@ -45,9 +45,9 @@ func TestCheckConfigOnline(t *testing.T) {
 		code                int
 		say                 []string
 	}{
-		{"same schema", "", "", 0, []string{"ok    the token is accepted", "ok    introspection:", "ok    7 operations checked"}},
+		{"same schema", "", "", 0, []string{"ok    the token is accepted", "ok    introspection:", "ok    8 operations checked"}},
 		{"one field differs", "Instance.needsDeploy=Boolean", "", 1, []string{
-			"FAIL  Instance.needsDeploy: schema.graphql has Boolean!, the API has Boolean (used by GetInstance, GetInstanceConfigPage, ListInstances)",
+			"FAIL  Instance.needsDeploy: schema.graphql has Boolean!, the API has Boolean (used by CustomerConfigVariableInstances, GetInstance, GetInstanceConfigPage, GetInstances, ListCustomerInstances, ListInstances)",
 			"differs from the schema.graphql this prismcache was built with in 1 field"}},
 		{"one field gone", "Instance.lastDeployedAt=", "", 1, []string{
 			"FAIL  Instance.lastDeployedAt: schema.graphql has DateTime, the API has no such field",

@@ -277,6 +277,8 @@ func snapshot(t *testing.T, b redistest.Backend) string {
 			v = m
 		case "zset":
 			v = b.Client.ZRangeWithScores(ctx, k, 0, -1).Val()
+		case "list":
+			v = b.Client.LRange(ctx, k, 0, -1).Val()
 		default:
 			v = b.Client.Get(ctx, k).Val()
 		}

@@ -170,6 +170,8 @@ func e2eSnapshot(t *testing.T, h *harness) map[string]string {
 			v = m
 		case "zset":
 			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "list":
+			v, err = rdb.LRange(ctx, k, 0, -1).Result()
 		case "none":
 			continue
 		default:

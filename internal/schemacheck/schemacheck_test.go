@@ -72,13 +72,13 @@ func TestCheckNamesTheFieldThatDiffers(t *testing.T) {
 		refused string // a validation error of the API's, "" for none
 	}{
 		{"Instance.needsDeploy=Boolean", schemacheck.Difference{Field: "Instance.needsDeploy", Ours: "Boolean!", Live: "Boolean",
-			Operations: []string{"GetInstance", "GetInstanceConfigPage", "ListInstances"}}, ""},
+			Operations: []string{"CustomerConfigVariableInstances", "GetInstance", "GetInstanceConfigPage", "GetInstances", "ListCustomerInstances", "ListInstances"}}, ""},
 		{"Instance.deployedVersion=String!", schemacheck.Difference{Field: "Instance.deployedVersion", Ours: "Int!", Live: "String!",
-			Operations: []string{"GetInstance", "GetInstanceConfigPage", "ListInstances"}}, ""},
+			Operations: []string{"CustomerConfigVariableInstances", "GetInstance", "GetInstanceConfigPage", "GetInstances", "ListCustomerInstances", "ListInstances"}}, ""},
 		{"InstanceConfigVariable.status=[InstanceConfigVariableStatus!]", schemacheck.Difference{Field: "InstanceConfigVariable.status",
-			Ours: "InstanceConfigVariableStatus", Live: "[InstanceConfigVariableStatus!]", Operations: []string{"GetInstance", "GetInstanceConfigPage"}}, ""},
+			Ours: "InstanceConfigVariableStatus", Live: "[InstanceConfigVariableStatus!]", Operations: []string{"CustomerConfigVariableInstances", "GetInstance", "GetInstanceConfigPage", "GetInstances", "ListCustomerInstances", "ListInstances"}}, ""},
 		{"Instance.needsDeploy=", schemacheck.Difference{Field: "Instance.needsDeploy", Ours: "Boolean!", Live: "",
-			Operations: []string{"GetInstance", "GetInstanceConfigPage", "ListInstances"}}, `Cannot query field "needsDeploy" on type "Instance".`},
+			Operations: []string{"CustomerConfigVariableInstances", "GetInstance", "GetInstanceConfigPage", "GetInstances", "ListCustomerInstances", "ListInstances"}}, `Cannot query field "needsDeploy" on type "Instance".`},
 		{"Instance.description=Int", schemacheck.Difference{}, ""},
 	} {
 		t.Run(tc.change, func(t *testing.T) {
