@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/prismcache/prismcache/internal/redistest"
 	"github.com/prismcache/prismcache/internal/refresh"
@@ -312,4 +315,55 @@ func TestWorkSetOnRedisCluster(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, c.Fresh(t)) })
 	}
+}
+
+// TestWorkSetDrainsTheEarlierLayout: work queued in the single-slot layout
+// of earlier versions — due ids, and ids whose old replica's claim expired —
+// moves into the shards, where it is claimed; a claim an old replica still
+// holds stays with it.
+func TestWorkSetDrainsTheEarlierLayout(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := testutil.NewClock()
+		ws := newWorkSet(t, b, c, time.Minute)
+		old := b.Prefix + "{work}:"
+		now := float64(c.Now().UnixMilli())
+		rdb := b.Client
+		rdb.ZAdd(ctx, old+"due", redis.Z{Score: now - 1000, Member: "queued-1"}, redis.Z{Score: now + 60_000, Member: "queued-later"})
+		rdb.ZAdd(ctx, old+"leases", redis.Z{Score: now - 1, Member: "claim-expired"}, redis.Z{Score: now + 60_000, Member: "claim-live"})
+		rdb.HSet(ctx, old+"owners", "claim-expired", "old-token", "claim-live", "old-token")
+		rdb.HSet(ctx, old+"attempts", "queued-1", "2")
+
+		moved, err := ws.Maintain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved != 3 {
+			t.Fatalf("moved %d, want 3 (two queued, one expired claim)", moved)
+		}
+		claims := mustClaim(t, ws, 10, "new")
+		got := ids(claims)
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"claim-expired", "queued-1"}) {
+			t.Fatalf("claimed %v after the move, want the due and the expired ones", got)
+		}
+		for _, cl := range claims {
+			if _, err := ws.Done(ctx, cl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Advance(2 * time.Minute)
+		if got := ids(mustClaim(t, ws, 10, "new")); !slices.Equal(got, []string{"queued-later"}) {
+			t.Fatalf("claimed %v once it was due, want [queued-later]", got)
+		}
+		if n := rdb.ZCard(ctx, old+"due").Val(); n != 0 {
+			t.Fatalf("%d ids left in the old due set", n)
+		}
+		if rdb.ZScore(ctx, old+"leases", "claim-live").Err() != nil || rdb.HGet(ctx, old+"owners", "claim-live").Val() != "old-token" {
+			t.Fatal("a claim an old replica still holds was taken from it")
+		}
+		if n := rdb.HLen(ctx, old+"attempts").Val(); n != 0 {
+			t.Fatalf("%d attempt counts left behind", n)
+		}
+	})
 }
