@@ -1,5 +1,7 @@
-// Package prismaticsim is an in-memory stand-in for Prismatic, faithful
-// enough that the prismcache daemon cannot tell it from the real service.
+// Package prismaticsim is an in-memory stand-in for Prismatic that answers
+// the daemon as the real service does, as far as Prismatic documents its
+// behaviour (docs/simulator.md says where it does not, and what the
+// simulator chose).
 //
 // A Sim holds a seeded model of customers, integrations, instances, config
 // variables, reusable customer connections and flow configs, and serves,
