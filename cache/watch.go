@@ -192,6 +192,7 @@ type watch struct {
 	batchDropped bool          // some messages of the batch were dropped
 	held         *Entry        // a read ahead of batch, waiting for its messages
 	holdUntil    time.Time     // when to stop waiting for them
+	behindUntil  time.Time     // when to stop reading again a copy older than a message
 	backoff      time.Duration // before retrying a failed read
 }
 

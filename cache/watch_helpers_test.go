@@ -106,6 +106,15 @@ func wtTheWatch(t testing.TB, r *Reader, id string) *watch {
 	return nil
 }
 
+// wtPushed returns how many messages the watch of id was handed.
+func wtPushed(t testing.TB, r *Reader, id string) int {
+	t.Helper()
+	w := wtTheWatch(t, r, id)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pushed
+}
+
 // wtWaitPushed waits until the watch of id was handed n messages in all.
 func wtWaitPushed(t testing.TB, r *Reader, id string, n int) {
 	t.Helper()

@@ -87,7 +87,14 @@ func (w *watch) step(ctx context.Context) (*WatchEvent, time.Duration) {
 			return nil, w.r.opts.HealthCheckInterval
 		case e.Rev < top:
 			// Older than a message received: not the primary's copy.
-			return nil, w.retry()
+			// Read again for a while, then take it as a gap.
+			if w.behindUntil.IsZero() {
+				w.behindUntil = time.Now().Add(w.r.opts.HealthCheckInterval)
+			}
+			if time.Now().Before(w.behindUntil) {
+				return nil, w.retry()
+			}
+			return w.report(WatchResync, e), 0
 		}
 	}
 	return w.report(w.kindOf(e), e), 0
@@ -184,7 +191,7 @@ func (w *watch) kindOf(e Entry) WatchKind {
 func (w *watch) report(kind WatchKind, e Entry) *WatchEvent {
 	prev, batch, dropped := w.last, w.batch, w.batchDropped
 	w.started, w.resync, w.last = true, false, e
-	w.batch, w.batchDropped, w.held, w.backoff = nil, false, nil, 0
+	w.batch, w.batchDropped, w.held, w.backoff, w.behindUntil = nil, false, nil, 0, time.Time{}
 	ev := &WatchEvent{Kind: kind, ID: w.id, Entry: e}
 	switch kind {
 	case WatchInitial:
