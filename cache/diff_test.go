@@ -227,3 +227,25 @@ func TestMessageChangedKeysJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkChangedKeys: the daemon runs ChangedKeys on every refresh; a
+// document of 30 variables, one of which changed.
+func BenchmarkChangedKeys(b *testing.B) {
+	prev := &cache.Doc{Config: map[string]cache.ConfigValue{}}
+	for i := range 30 {
+		k := "key" + string(rune('A'+i))
+		if i%5 == 0 {
+			prev.Config[k] = cache.ConfigValue{Type: "CONNECTION", Status: "ACTIVE"}
+		} else {
+			prev.Config[k] = cache.ConfigValue{Type: "STRING", Value: str("value of " + k)}
+		}
+	}
+	next := &cache.Doc{Config: maps.Clone(prev.Config)}
+	next.Config["keyB"] = cache.ConfigValue{Type: "STRING", Value: str("changed")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(cache.ChangedKeys(prev, next)) != 1 {
+			b.Fatal("want one key")
+		}
+	}
+}
