@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func TestStoreWriteReadAndPublish(t *testing.T) {
 			if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 				t.Fatalf("message %q: %v", m.Payload, err)
 			}
-			if got != (cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, DeployedVersion: 3, Rev: 1}) {
+			if !reflect.DeepEqual(got, cache.Message{ID: "inst1", Change: cache.ChangeRefreshed, DeployedVersion: 3, Rev: 1}) {
 				t.Fatalf("message = %+v", got)
 			}
 		case <-time.After(5 * time.Second):
