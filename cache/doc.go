@@ -1,8 +1,10 @@
 // Package cache is prismcache's Redis contract for the apps that read it:
 // the key layout (Keys), the entry hash and the JSON document it holds
 // (Entry, Doc), the change feed's message (Message), and the ways to read
-// them — Reader, with an in-process tier kept correct by the change feed,
-// and Direct, one round trip per call. The daemon writes the contract; this
+// them — Reader, with an in-process tier kept correct by the change feed
+// and Watch to follow one instance's changes key by key, and Direct, one
+// round trip per call. ChangedKeys is the rule for which config keys a
+// refresh changed. The daemon writes the contract; this
 // package only reads it.
 //
 // The contract is public and versioned: apps in any language read these keys

@@ -1,5 +1,7 @@
 package cache
 
+import "encoding/json"
+
 // Change names what a write did, as published on the events channel.
 type Change string
 
@@ -11,7 +13,8 @@ const (
 	ChangeDeleted   Change = "deleted"
 )
 
-// Message is one message on the events channel (docs/redis.md).
+// Message is one message on the events channel (docs/redis.md). Decode it
+// with encoding/json; encode it with MarshalJSON (json.Marshal calls it).
 type Message struct {
 	ID     string `json:"id"`
 	Change Change `json:"change"`
@@ -21,8 +24,18 @@ type Message struct {
 	// Rev is the entry's rev after the write.
 	Rev int64 `json:"rev"`
 	// ChangedKeys, on a refreshed message, are the config keys whose value
-	// (for connections, status) the write changed — empty when it changed
-	// none (ChangedKeys tells the rule). Nil when the message does not say:
-	// other changes, and daemons before this field.
-	ChangedKeys []string `json:"changed_keys,omitempty"`
+	// (for connections: status) differs between the document the write
+	// replaced and the one it wrote, sorted (see ChangedKeys). Nil means
+	// the message did not say — other changes, and daemons older than the
+	// field — so anything may have changed; a non-nil empty slice means
+	// the refresh changed no config value.
+	ChangedKeys []string `json:"changed_keys,omitzero"`
+}
+
+// MarshalJSON encodes m as the events channel carries it: changed_keys is
+// present exactly when ChangedKeys is non-nil, so that "nothing changed"
+// ([]) and "not said" (absent) stay apart.
+func (m Message) MarshalJSON() ([]byte, error) {
+	type wire Message // the same fields without this method
+	return json.Marshal(wire(m))
 }

@@ -161,6 +161,8 @@ type Reader struct {
 	wg     sync.WaitGroup // the subscription and the clock
 	psMu   sync.Mutex
 	ps     *redis.PubSub // the live subscription, closed by Close
+
+	watches watchRegistry // the live watches (watch.go)
 }
 
 // NewReader returns a Reader over rdb and starts its subscription to the
@@ -209,8 +211,9 @@ func NewReader(rdb redis.UniversalClient, opts ReaderOptions) (*Reader, error) {
 	return r, nil
 }
 
-// Close stops the subscription and empties the tier. Calls after Close fail with ErrReaderClosed. Close waits for the
-// Reader's goroutines and is safe to call more than once.
+// Close stops the subscription, ends every watch (closing its channel) and
+// empties the tier. Calls after Close fail with ErrReaderClosed. Close
+// waits for the Reader's goroutines and is safe to call more than once.
 func (r *Reader) Close() error {
 	r.cancel()
 	r.mu.Lock()
@@ -223,6 +226,7 @@ func (r *Reader) Close() error {
 		_ = r.ps.Close()
 	}
 	r.psMu.Unlock()
+	r.watches.close()
 	r.wg.Wait()
 	r.mu.Lock()
 	r.tier.Purge()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -39,6 +40,11 @@ func rtPut(t testing.TB, s *writer, id string, kind Change, mutate func(e *Entry
 		t.Fatalf("load %s: %v", id, err)
 	}
 	next := st.Entry
+	if d := next.Doc; d != nil { // a copy: the write must not edit the entry it replaces
+		c := *d
+		c.Config = maps.Clone(d.Config)
+		next.Doc = &c
+	}
 	mutate(&next)
 	rev, err := s.Apply(ctx, id, st.Entry, writeOp{Kind: kind, Entry: next})
 	if err != nil {

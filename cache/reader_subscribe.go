@@ -106,6 +106,7 @@ func (r *Reader) handle(payload string) {
 		return
 	}
 	r.invalidate(m.ID, m.Change)
+	r.watches.deliver(m) // after the tier dropped the id
 }
 
 // reloadTopology asks a Redis Cluster client to reload its slot map after a

@@ -192,6 +192,7 @@ func (r *Reader) transition(connected bool, reason flushReason) bool {
 	r.epoch.Add(1)
 	r.dropAllLocked()
 	r.mu.Unlock()
+	r.watches.gap() // watches wait for the next subscription, and resync on it
 	if ep == 0 {
 		return true // the first subscription: nothing was served before it
 	}
@@ -208,6 +209,7 @@ func (r *Reader) flushAll(reason flushReason) {
 	r.epoch.Add(2)
 	r.dropAllLocked()
 	r.mu.Unlock()
+	r.watches.gap()
 	r.flushed(reason)
 }
 

@@ -19,6 +19,9 @@ import (
 type writer struct {
 	rdb  redis.UniversalClient
 	keys Keys
+	// legacy makes it publish as a daemon older than changed_keys did:
+	// refreshed messages without the field.
+	legacy bool
 }
 
 func newWriter(rdb redis.UniversalClient, prefix string) *writer {
@@ -30,6 +33,9 @@ type writeOp struct {
 	Kind   Change
 	Entry  Entry
 	Delete bool
+	// ChangedKeys, when not nil, is published as the refreshed message's
+	// changed_keys instead of what ChangedKeys computes.
+	ChangedKeys []string
 }
 
 // writeState is an entry as read.
@@ -53,6 +59,12 @@ func (w *writer) Apply(ctx context.Context, id string, prev Entry, op writeOp) (
 	msg := Message{ID: id, Change: op.Kind, Rev: rev}
 	if !op.Delete {
 		msg.DeployedVersion = op.Entry.DeployedVersion
+	}
+	if op.Kind == ChangeRefreshed && !op.Delete && !w.legacy {
+		msg.ChangedKeys = op.ChangedKeys
+		if msg.ChangedKeys == nil {
+			msg.ChangedKeys = ChangedKeys(prev.Doc, op.Entry.Doc)
+		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
