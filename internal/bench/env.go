@@ -78,6 +78,21 @@ func (e *Env) Daemon(ctx context.Context, sim *Sim, rate float64, workers int) (
 	return d, nil
 }
 
+// DaemonDefaults starts a daemon with only the connection and secret
+// settings, every other one at its default: the daemon as a user runs it.
+func (e *Env) DaemonDefaults(ctx context.Context, sim *Sim) (*Daemon, error) {
+	e.runs++
+	d, err := StartDaemon(ctx, DaemonConfig{
+		Bin: e.DaemonBin, Dir: e.Dir, Name: fmt.Sprintf("daemon-%d", e.runs), RedisURL: e.Redis.URL, Prefix: benchPrefix,
+		Secret: benchSecret, AdminToken: benchAdmin, PrismaticURL: sim.URL, Defaults: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.Logf("daemon pid %d on %s (default settings; log %s)", d.PID(), d.URL, d.Log)
+	return d, nil
+}
+
 // Fill starts a daemon on a flushed Redis at a high rate, so its first sync
 // caches every instance of sim quickly, and waits until the work set is
 // empty. The caller closes the daemon (or keeps it).

@@ -214,6 +214,10 @@ type DaemonConfig struct {
 	// interfere, unless a scenario wants them).
 	ResyncInterval time.Duration
 	LogLevel       string
+	// Defaults passes only the connection and secret settings (Redis,
+	// prefix, Prismatic, webhook secret, admin token): every other setting,
+	// the log level included, keeps its default.
+	Defaults bool
 }
 
 // StartDaemon starts the daemon and waits until /healthz answers.
@@ -234,9 +238,13 @@ func StartDaemon(ctx context.Context, c DaemonConfig) (*Daemon, error) {
 		"PRISMCACHE_LISTEN="+addr, "PRISMCACHE_REDIS_URL="+c.RedisURL, "PRISMCACHE_REDIS_PREFIX="+c.Prefix,
 		"PRISMCACHE_WEBHOOK_SECRET="+c.Secret, "PRISMCACHE_ADMIN_TOKEN="+c.AdminToken,
 		"PRISMATIC_URL="+c.PrismaticURL, "PRISMATIC_TOKEN="+simToken, "PRISMATIC_REFRESH_TOKEN=",
-		"PRISMCACHE_PRISMATIC_RATE="+strconv.FormatFloat(c.Rate, 'f', -1, 64), "PRISMCACHE_WORKERS="+strconv.Itoa(c.Workers),
-		"PRISMCACHE_RESYNC_INTERVAL="+c.ResyncInterval.String(), "PRISMCACHE_LOG_LEVEL="+c.LogLevel,
 	)
+	if !c.Defaults {
+		cmd.Env = append(cmd.Env,
+			"PRISMCACHE_PRISMATIC_RATE="+strconv.FormatFloat(c.Rate, 'f', -1, 64), "PRISMCACHE_WORKERS="+strconv.Itoa(c.Workers),
+			"PRISMCACHE_RESYNC_INTERVAL="+c.ResyncInterval.String(), "PRISMCACHE_LOG_LEVEL="+c.LogLevel,
+		)
+	}
 	p, err := startProc(c.Name, c.Dir, cmd)
 	if err != nil {
 		return nil, err
