@@ -96,6 +96,7 @@ type Intake struct {
 	once      sync.Once
 	budget    *Budget
 	rejectLog *logLimiter
+	acks      ackMemo
 }
 
 // IntakeStats is what the intake's guards did, for metrics.
@@ -278,7 +279,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Duplicate {
 		d.Status, d.Outcome = http.StatusOK, "duplicate"
-		writeAck(w, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
+		in.acks.writeAck(w, accepted{Status: "duplicate", Event: ev.Type, Action: plan.Action})
 		return
 	}
 	if out.IndexErr != nil && in.Log != nil {
@@ -291,7 +292,7 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if plan.Action == webhook.ActionIgnore {
 		d.Outcome = "ignored"
 	}
-	writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: out.Plan.Why})
+	in.acks.writeAck(w, accepted{Status: "accepted", Event: ev.Type, Action: plan.Action, Detail: out.Plan.Why})
 }
 
 func (in *Intake) window() time.Duration {
@@ -311,7 +312,10 @@ func (in *Intake) logDelivery(d Delivery) {
 	if in.Log == nil {
 		return
 	}
-	level := slog.LevelInfo
+	// A delivered webhook is logged at debug: at thousands a second, a
+	// line each would cost the intake more than its Redis work, and
+	// prismcache_webhooks_total counts every one by type and outcome.
+	level := slog.LevelDebug
 	switch {
 	case d.Outcome == "unavailable" || d.Status >= 500 && d.Outcome != "overloaded":
 		level = slog.LevelError

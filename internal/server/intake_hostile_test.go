@@ -155,7 +155,7 @@ func TestIntakeRejectionLogsAreRateLimited(t *testing.T) {
 	b := redistest.Mini(t)
 	r := newRig(t, b)
 	var logs bytes.Buffer
-	r.in.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	r.in.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := intakeNow
 	r.in.Now = func() time.Time { return clock }
 	r.in.RejectLogEvery = 10 * time.Second
@@ -177,7 +177,7 @@ func TestIntakeRejectionLogsAreRateLimited(t *testing.T) {
 	if n := r.in.Stats().LogsSuppressed; n != 49 {
 		t.Fatalf("LogsSuppressed = %d, want 49", n)
 	}
-	// Accepted deliveries are not held back.
+	// Accepted deliveries are not held back (they are logged at debug).
 	for i := 0; i < 3; i++ {
 		b := withTimestamp(t, examples.Must(t, "webhook.test.json"), intakeNow.Add(time.Duration(i)*time.Second))
 		if a := serve(t, r.in, request{event: "webhook.test", body: b}); a.status != http.StatusOK {
@@ -186,5 +186,32 @@ func TestIntakeRejectionLogsAreRateLimited(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `"msg":"webhook"`); n != 5 {
 		t.Fatalf("%d lines after three accepted deliveries, want 5", n)
+	}
+}
+
+// TestIntakeDeliveriesLogAtDebug: at the default level (info) a delivered
+// webhook writes no line, a refused one does, and both are counted.
+func TestIntakeDeliveriesLogAtDebug(t *testing.T) {
+	b := redistest.Mini(t)
+	r := newRig(t, b)
+	var logs bytes.Buffer
+	r.in.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	var outcomes []string
+	r.in.Observe = func(d server.Delivery) { outcomes = append(outcomes, d.Outcome) }
+	body := withTimestamp(t, examples.Must(t, "webhook.test.json"), intakeNow)
+	if a := serve(t, r.in, request{event: "webhook.test", body: body}); a.status != http.StatusOK {
+		t.Fatalf("webhook.test: %d %s", a.status, a.raw)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("a delivered webhook logged at info:\n%s", logs.String())
+	}
+	if a := serve(t, r.in, request{sig: "-", body: body}); a.status != http.StatusUnauthorized {
+		t.Fatalf("unsigned: %d", a.status)
+	}
+	if n := strings.Count(logs.String(), `"level":"WARN","msg":"webhook"`); n != 1 {
+		t.Fatalf("a refused webhook logged %d WARN lines, want 1:\n%s", n, logs.String())
+	}
+	if len(outcomes) != 2 || outcomes[0] != "ignored" || outcomes[1] != "rejected" {
+		t.Fatalf("observed %v, want [ignored rejected]", outcomes)
 	}
 }
