@@ -105,7 +105,22 @@ func (w *WorkSet) Add(ctx context.Context, due time.Time, ids ...string) error {
 // queues nothing that is not already claimed. An event whose change a fetch
 // in flight may have missed uses it.
 func (w *WorkSet) AddIfRunning(ctx context.Context, ids ...string) error {
-	return w.add(ctx, time.Time{}, true, ids)
+	// Most ids are not being worked on: a plain look at the leases spares
+	// them the script. An id claimed after the look is fetched after it,
+	// and so after the change that the caller's event announces: it needs
+	// no second run.
+	running := ids[:0:0]
+	for _, id := range ids {
+		err := w.rdb.ZScore(ctx, w.shard(id).leases, id).Err()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil:
+			return fmt.Errorf("work set add: %w", err)
+		}
+		running = append(running, id)
+	}
+	return w.add(ctx, time.Time{}, true, running)
 }
 
 func (w *WorkSet) add(ctx context.Context, due time.Time, onlyRunning bool, ids []string) error {
