@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
@@ -16,13 +19,14 @@ import (
 // was deleted. prev is the entry the mutation was decided on, so that index
 // rows it no longer needs are removed.
 func (s *Store) Apply(ctx context.Context, id string, prev cache.Entry, m Mutation) (int64, error) {
-	return s.apply(ctx, id, prev, m, "", 0)
+	return s.apply(ctx, id, State{Entry: prev}, false, m, "", 0)
 }
 
 // applyCall is one call of the apply script, its arguments named.
 type applyCall struct {
 	entry, tombstone, history, dedup string // keys; dedup "" for none
 	expectedRev                      int64
+	expectedWriteID                  string // "*": any
 	delete                           bool
 	tombstoneTTL                     time.Duration
 	tombstoneValue                   string
@@ -37,7 +41,8 @@ type applyCall struct {
 
 // applyReply is what the apply script answered.
 type applyReply struct {
-	// status: 1 written, 0 rev mismatch, -1 tombstoned, -2 duplicate.
+	// status: 1 written, 0 not the entry expected, -1 tombstoned, -2
+	// duplicate.
 	status int64
 	rev    int64
 }
@@ -51,9 +56,9 @@ func (c applyCall) run(ctx context.Context, s *Store) (applyReply, error) {
 	if c.delete {
 		mode = "delete"
 	}
-	args := make([]any, 0, 10+2*len(c.set)+len(c.del))
+	args := make([]any, 0, 11+2*len(c.set)+len(c.del))
 	args = append(args, c.expectedRev, mode, c.tombstoneTTL.Milliseconds(), c.tombstoneValue, c.channel, c.message,
-		c.dedupTTL.Milliseconds(), c.revision, c.historyDepth, len(c.set))
+		c.dedupTTL.Milliseconds(), c.revision, c.historyDepth, c.expectedWriteID, len(c.set))
 	for k, v := range c.set {
 		args = append(args, k, v)
 	}
@@ -70,7 +75,35 @@ func (c applyCall) run(ctx context.Context, s *Store) (applyReply, error) {
 	return applyReply{status: res[0], rev: res[1]}, nil
 }
 
-func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutation, sum string, window time.Duration) (int64, error) {
+// apply writes m over the entry prevState holds, as a compare-and-set on
+// its rev and, with exact, its write id too: the state is then known to be
+// the entry as stored, field for field, and a change of flags writes only
+// the fields that differ. It remembers the entry it wrote.
+func (s *Store) apply(ctx context.Context, id string, prevState State, exact bool, m Mutation, sum string, window time.Duration) (int64, error) {
+	rev, writeID, err := s.write(ctx, id, prevState, exact, m, sum, window)
+	switch {
+	case err == nil || errors.Is(err, ErrIndex):
+		if m.Delete {
+			s.memory.forget(id)
+			break
+		}
+		next := State{Entry: m.Entry, Exists: true, WriteID: writeID}
+		next.Entry.Rev = rev
+		if m.KeepDoc && prevState.Entry.Rev > 0 {
+			next.Entry.Doc = prevState.Entry.Doc
+		}
+		s.memory.remember(id, next)
+	case errors.Is(err, ErrDuplicate):
+	default:
+		s.memory.forget(id)
+	}
+	return rev, err
+}
+
+// write is apply's compare-and-set; it returns the entry's new rev and
+// write id.
+func (s *Store) write(ctx context.Context, id string, prevState State, exact bool, m Mutation, sum string, window time.Duration) (rev int64, writeID string, err error) {
+	prev := prevState.Entry
 	// The write is a compare-and-set on prev.Rev, and every write adds one
 	// to the rev: the message can carry the rev the write will give, so it
 	// is built here, whole, and the script publishes it as it is.
@@ -78,9 +111,14 @@ func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutati
 	msg := cache.Message{ID: id, Change: m.Kind, Rev: prev.Rev + 1}
 	call := applyCall{
 		entry: s.keys.Instance(id), tombstone: s.keys.Tombstone(id), history: s.keys.History(id),
-		expectedRev: prev.Rev, delete: m.Delete, tombstoneTTL: s.tombstone,
-		tombstoneValue: now.UTC().Format(time.RFC3339Nano),
-		channel:        s.keys.Events(), dedupTTL: window, historyDepth: s.historyDepth,
+		expectedRev: prev.Rev, expectedWriteID: "*", delete: m.Delete, tombstoneTTL: s.tombstone,
+		channel: s.keys.Events(), dedupTTL: window, historyDepth: s.historyDepth,
+	}
+	if exact {
+		call.expectedWriteID = prevState.WriteID
+	}
+	if m.Delete {
+		call.tombstoneValue = now.UTC().Format(time.RFC3339Nano)
 	}
 	if !m.Delete {
 		msg.DeployedVersion = m.Entry.DeployedVersion
@@ -93,14 +131,14 @@ func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutati
 			r := cache.NewRevision(prev.Doc, m.Entry.Doc, msg.Rev, now)
 			b, err := json.Marshal(r)
 			if err != nil {
-				return 0, fmt.Errorf("apply %s: %w", id, err)
+				return 0, "", fmt.Errorf("apply %s: %w", id, err)
 			}
 			call.revision = b
 		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return 0, fmt.Errorf("apply %s: %w", id, err)
+		return 0, "", fmt.Errorf("apply %s: %w", id, err)
 	}
 	call.message = body
 	if sum != "" {
@@ -112,28 +150,35 @@ func (s *Store) apply(ctx context.Context, id string, prev cache.Entry, m Mutati
 		// write instead of the whole document.
 		keepDoc := m.KeepDoc && prev.Rev > 0
 		if call.set, call.del, err = fields(m.Entry, !keepDoc); err != nil {
-			return 0, fmt.Errorf("apply %s: %w", id, err)
+			return 0, "", fmt.Errorf("apply %s: %w", id, err)
 		}
+		if keepDoc && exact {
+			// The stored fields are prev's: write only those that change.
+			call.set, call.del = changedFields(prev, call.set, call.del)
+		}
+		call.set[cache.FieldRev] = strconv.FormatInt(msg.Rev, 10)
+		writeID = newWriteID()
+		call.set[fieldWriteID] = writeID
 	}
 	reply, err := call.run(ctx, s)
 	if err != nil {
-		return 0, fmt.Errorf("apply %s: %w", id, err)
+		return 0, "", fmt.Errorf("apply %s: %w", id, err)
 	}
 	switch reply.status {
 	case 0:
-		return reply.rev, ErrConflict
+		return reply.rev, "", ErrConflict
 	case -1:
-		return reply.rev, ErrTombstoned
+		return reply.rev, "", ErrTombstoned
 	case -2:
-		return reply.rev, ErrDuplicate
+		return reply.rev, "", ErrDuplicate
 	}
 	if reply.rev != msg.Rev {
-		return reply.rev, fmt.Errorf("apply %s: the write gave rev %d, its message said %d", id, reply.rev, msg.Rev)
+		return reply.rev, "", fmt.Errorf("apply %s: the write gave rev %d, its message said %d", id, reply.rev, msg.Rev)
 	}
 	if err := s.reindex(ctx, id, prev.Doc, m); err != nil {
-		return reply.rev, fmt.Errorf("%w: %v", ErrIndex, err)
+		return reply.rev, writeID, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	return reply.rev, nil
+	return reply.rev, writeID, nil
 }
 
 // reindex brings the lookup indexes in step with a write that succeeded. The
@@ -188,6 +233,30 @@ func (s *Store) reindex(ctx context.Context, id string, prev *cache.Doc, m Mutat
 	}
 	return nil
 }
+
+// changedFields keeps, of the fields set and deleted by a write over prev
+// that leaves the document alone, those that change what is stored.
+func changedFields(prev cache.Entry, set map[string]string, del []string) (map[string]string, []string) {
+	old, _, err := fields(prev, false)
+	if err != nil { // without the document, fields cannot fail
+		return set, del
+	}
+	for k, v := range set {
+		if old[k] == v {
+			delete(set, k)
+		}
+	}
+	kept := del[:0]
+	for _, k := range del {
+		if _, ok := old[k]; ok {
+			kept = append(kept, k)
+		}
+	}
+	return set, kept
+}
+
+// newWriteID returns a random write id (State.WriteID).
+func newWriteID() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // sameIndexRows reports whether two documents need the same index rows.
 func sameIndexRows(a, b *cache.Doc) bool {

@@ -9,6 +9,10 @@ import (
 	"github.com/prismcache/prismcache/cache"
 )
 
+// fieldWriteID holds the entry's write id (State.WriteID): a "_" field,
+// the daemon's bookkeeping, which apps ignore.
+const fieldWriteID = "_write_id"
+
 // fields encodes an entry as the fields of its hash, the inverse of
 // cache.ParseEntry, except rev, which only the write script sets. Fields
 // that hold their zero value are returned in del, to be deleted, so that a

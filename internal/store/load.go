@@ -18,7 +18,7 @@ func (s *Store) Load(ctx context.Context, id string) (State, error) {
 // order a "meta" load asks for them.
 var metaFields = []string{cache.FieldStale, cache.FieldStaleSince, cache.FieldStaleReason, cache.FieldEnabled, cache.FieldDeployedVersion,
 	cache.FieldLastDeployedAt, cache.FieldFetchedAt, cache.FieldRev, cache.FieldLastError, cache.FieldPriorStaleReason,
-	cache.FieldUpdatedEventAt, cache.FieldEnabledEventAt}
+	cache.FieldUpdatedEventAt, cache.FieldEnabledEventAt, fieldWriteID}
 
 // loadArgs are the load script's arguments: "all", or "meta" and the
 // fields, built once.
@@ -58,6 +58,7 @@ func (s *Store) load(ctx context.Context, id, sum string, withDoc bool) (st Stat
 	if err != nil {
 		return State{}, false, fmt.Errorf("load %s: %w", id, err)
 	}
+	s.memory.remember(id, st)
 	return st, false, nil
 }
 
@@ -96,7 +97,7 @@ func parseLoad(id string, res []any, withDoc bool) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	st := State{Entry: e, Exists: len(h) > 0 || docLen > 0, Tombstoned: tomb > 0}
+	st := State{Entry: e, Exists: len(h) > 0 || docLen > 0, Tombstoned: tomb > 0, WriteID: h[fieldWriteID]}
 	if !withDoc {
 		st.DocOmitted = true
 		if docLen > 0 {

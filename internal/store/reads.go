@@ -140,7 +140,7 @@ func (s *Store) LoadMany(ctx context.Context, ids []string) (states []State, err
 		h := entries[i].Val()
 		e, perr := cache.ParseEntry(h)
 		errs[i] = perr
-		states[i] = State{Entry: e, Exists: len(h) > 0, Tombstoned: tombs[i].Val() > 0}
+		states[i] = State{Entry: e, Exists: len(h) > 0, Tombstoned: tombs[i].Val() > 0, WriteID: h[fieldWriteID]}
 	}
 	return states, errs, nil
 }

@@ -36,6 +36,11 @@ type State struct {
 	// UpdateOptions.WithoutDoc); Entry.Doc, when the entry has a document,
 	// holds only its ID and LastDeployedAt.
 	DocOmitted bool
+	// WriteID is the entry's write id as read: every write gives the entry
+	// a new random one, and a write decided on this state is a
+	// compare-and-set on the rev and the write id, which tells the entry
+	// apart from one deleted and written again up to the same rev.
+	WriteID string
 }
 
 // Mutation is a decided change to one entry. With Delete set, the entry and

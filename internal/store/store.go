@@ -20,6 +20,10 @@ type Options struct {
 	// HistoryDepth is how many revisions of each instance are kept
 	// (cache.Revision); 0 keeps none.
 	HistoryDepth int
+	// Remember is how many entries the store remembers, without their
+	// documents, to decide changes of flags without reading them first
+	// (see memory); DefaultRemember when zero, none when negative.
+	Remember int
 }
 
 // DefaultHistoryDepth is how many revisions of each instance the daemon
@@ -34,6 +38,7 @@ type Store struct {
 	tombstone    time.Duration
 	historyDepth int
 	direct       cache.Direct
+	memory       *memory
 }
 
 // New returns a Store writing through rdb.
@@ -46,7 +51,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	keys := NewKeys(opts.Prefix)
 	return &Store{rdb: rdb, keys: keys, tombstone: opts.TombstoneTTL, historyDepth: max(opts.HistoryDepth, 0),
-		direct: cache.Direct{Client: rdb, Keys: keys.Keys}}
+		direct: cache.Direct{Client: rdb, Keys: keys.Keys}, memory: newMemory(opts.Remember)}
 }
 
 // Keys returns the key names the store writes.

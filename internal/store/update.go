@@ -37,7 +37,9 @@ type UpdateOptions struct {
 	// changes that only touch the entry's flags. When decide then asks for
 	// anything but such a change (a mutation without KeepDoc, or a delete,
 	// whose index rows come from the document), Update reads the whole entry
-	// and decides again.
+	// and decides again. When the store remembers the entry (Options.Remember)
+	// it decides first on the remembered state, as on a Prior, without
+	// reading at all.
 	WithoutDoc bool
 	// Prior, when set, is the entry as read earlier (by Load), for the first
 	// decision: a caller that reads it while it waits on something else
@@ -89,6 +91,14 @@ func (s *Store) Update(ctx context.Context, id string, opts UpdateOptions, decid
 // update is Update's loop; before runs ahead of the write.
 func (s *Store) update(ctx context.Context, id string, opts UpdateOptions, before func() error, decide func(State) *Mutation) (Updated, error) {
 	withDoc, prior := !opts.WithoutDoc, opts.Prior
+	if prior == nil && !withDoc {
+		// A change of flags is decided on the entry as this process last
+		// read or wrote it, when it remembers it: the write checks it is
+		// still the entry, as it checks a Prior.
+		if st, ok := s.memory.recall(id); ok {
+			prior = &st
+		}
+	}
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		var st State
 		var seen bool
@@ -118,7 +128,7 @@ func (s *Store) update(ctx context.Context, id string, opts UpdateOptions, befor
 		if err := before(); err != nil {
 			return Updated{}, err
 		}
-		rev, err := s.apply(ctx, id, st.Entry, *m, opts.Sum, opts.Window)
+		rev, err := s.apply(ctx, id, st, true, *m, opts.Sum, opts.Window)
 		switch {
 		case errors.Is(err, ErrConflict):
 			continue
