@@ -153,7 +153,7 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		lv.Ratio = Ratio(lv.Daemon.Throughput, lv.Baseline.Throughput)
 		lv.FloorRatio = Ratio(lv.Floor.Throughput, lv.Baseline.Throughput)
 		lv.OfFloor = Ratio(lv.Daemon.Throughput, lv.Floor.Throughput)
-		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v), floor %.0f/s (failed %d; CPU %v): ratio %.2f, floor's %.2f",
+		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v), floor %.0f/s (failed %d; CPU %v): ratio %.2f, floor's %.2f, daemon/floor %.2f",
 			c, lv.Daemon.Others.Cores, lv.Daemon.Throughput, FmtDur(lv.Daemon.lat.P50), FmtDur(lv.Daemon.lat.P99), lv.Daemon.Failed, lv.Daemon.Duplicates, roundMap(lv.DaemonCPU),
 			lv.Baseline.Throughput, FmtDur(lv.Baseline.lat.P99), roundMap(lv.BaselineCPU), lv.Floor.Throughput, lv.Floor.Failed, roundMap(lv.FloorCPU), lv.Ratio, lv.FloorRatio, lv.OfFloor)
 		if lv.Daemon.Failed > 0 {
