@@ -1,8 +1,11 @@
 package webhook
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // benchBody is an instance.updated delivery shaped like Prismatic's
@@ -16,6 +19,25 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(InstanceUpdated, benchBody, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseExamples parses example payloads as Prismatic sends them
+// (indented): one with an instance, one with a customer and a connection.
+func BenchmarkParseExamples(b *testing.B) {
+	for _, name := range []string{"instance.updated.json", "connection.updated.customer-connection.json"} {
+		body := examples.Must(b, name)
+		typ := examples.Type(name)
+		now := time.Now()
+		b.Run(strings.TrimSuffix(name, ".json"), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := Parse(typ, body, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
