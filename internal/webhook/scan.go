@@ -17,8 +17,8 @@ import (
 // refusal, a body with:
 //   - a backslash escape, a control character or a byte outside ASCII in a
 //     key of the envelope (the top object and the resource objects in it)
-//     or in a kept value: these are decoded, or matched case-insensitively
-//     by Unicode folding;
+//     or in a kept value: encoding/json decodes escapes, replaces invalid
+//     UTF-8, and folds keys by Unicode rules ("Key" is "key");
 //   - a key of the envelope that matches a wanted one only
 //     case-insensitively, as encoding/json matches keys;
 //   - a wanted key twice in one object;
