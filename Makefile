@@ -68,6 +68,7 @@ bench-hostile: ## the slow-body attack alone: 1,500 slow connections for 40s bes
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/
+	$(GO) test -run '^$$' -fuzz FuzzScanMatchesJSON -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/
 	$(GO) test -run '^$$' -fuzz FuzzIntake -fuzztime $(or $(FUZZTIME),30s) ./internal/server/
 
 chaos: ## two daemon replicas, a real Redis and a faulty simulator: kills, a flush, a 90 s API outage, a Redis restart; checks convergence (needs redis-server)

@@ -1,8 +1,11 @@
 package webhook
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prismcache/prismcache/internal/webhook/examples"
 )
 
 // benchBody is an instance.updated delivery shaped like Prismatic's
@@ -15,6 +18,31 @@ func BenchmarkParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(InstanceUpdated, benchBody, now); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseExamples parses example payloads as Prismatic sends them
+// (indented): one with an instance, one with a customer and a connection;
+// "scan" is Parse, "json" Parse with encoding/json alone, as it was.
+func BenchmarkParseExamples(b *testing.B) {
+	for _, name := range []string{"instance.updated.json", "connection.updated.customer-connection.json"} {
+		body := examples.Must(b, name)
+		typ := examples.Type(name)
+		now := time.Now()
+		for _, parse := range []struct {
+			name string
+			fn   func(string, []byte, time.Time) (Event, error)
+		}{{"scan", Parse}, {"json", parseJSON}} {
+			b.Run(strings.TrimSuffix(name, ".json")+"/"+parse.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, err := parse.fn(typ, body, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

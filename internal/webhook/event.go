@@ -88,14 +88,32 @@ const MaxTypeLength = 128
 // when the body names a type too, the two must agree (the header is not
 // signed, the body is). received stands in for a missing timestamp.
 func Parse(headerType string, body []byte, received time.Time) (Event, error) {
-	var p payload
+	p, ok := scanPayload(body)
+	if !ok {
+		var err error
+		if p, err = decodePayload(body); err != nil {
+			return Event{}, err
+		}
+	}
+	return p.event(headerType, received)
+}
+
+// decodePayload decodes body with encoding/json: the reference decoding,
+// and the one for every body scanPayload leaves to it.
+func decodePayload(body []byte) (*payload, error) {
 	// Decode takes null for an empty object; only an object will do.
 	if rest := bytes.TrimLeft(body, " \t\r\n"); len(rest) == 0 || rest[0] != '{' {
-		return Event{}, fmt.Errorf("%w: body is not a JSON object", ErrInvalid)
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrInvalid)
 	}
+	var p payload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return Event{}, explainJSON(body)
+		return nil, explainJSON(body)
 	}
+	return &p, nil
+}
+
+// event checks a decoded payload and makes it an Event; it may change p.
+func (p *payload) event(headerType string, received time.Time) (Event, error) {
 	var ev Event
 	headerType = strings.TrimSpace(headerType)
 	switch {
