@@ -136,7 +136,7 @@ func (s *Store) write(ctx context.Context, id string, prevState State, exact boo
 			call.revision = b
 		}
 	}
-	body, err := json.Marshal(msg)
+	body, err := msg.MarshalJSON() // directly: json.Marshal would check and compact its output again
 	if err != nil {
 		return 0, "", fmt.Errorf("apply %s: %w", id, err)
 	}

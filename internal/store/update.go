@@ -48,10 +48,11 @@ type UpdateOptions struct {
 	// again, as after any lost race; a decision to write nothing, which no
 	// compare-and-set checks, is made again on a fresh read.
 	Prior *State
-	// Alongside, when set, runs while the entry is first read; the write
-	// waits for it, and when it fails nothing is written and Update returns
-	// its error. The intake uses it for work that must be in Redis before
-	// a webhook's effect, without a round trip of its own.
+	// Alongside, when set, runs while the entry is first read (first of
+	// all, when the first decision needs no read); the write waits for it,
+	// and when it fails nothing is written and Update returns its error.
+	// The intake uses it for work that must be in Redis before a webhook's
+	// effect, without a round trip of its own when the entry is read.
 	Alongside func() error
 }
 
@@ -65,8 +66,24 @@ const maxUpdateAttempts = 16
 // several times and must be a pure function of the state; nil means
 // nothing to write.
 func (s *Store) Update(ctx context.Context, id string, opts UpdateOptions, decide func(State) *Mutation) (Updated, error) {
-	if opts.Alongside == nil {
-		return s.update(ctx, id, opts, func() error { return nil }, decide)
+	if opts.Prior == nil && opts.WithoutDoc {
+		// A change of flags is decided on the entry as this process last
+		// read or wrote it, when it remembers it: the write checks it is
+		// still the entry, as it checks a Prior.
+		if st, ok := s.memory.recall(id); ok {
+			opts.Prior = &st
+		}
+	}
+	nothing := func() error { return nil }
+	switch {
+	case opts.Alongside == nil:
+		return s.update(ctx, id, opts, nothing, decide)
+	case opts.Prior != nil:
+		// No read for it to overlap with: it runs first.
+		if err := opts.Alongside(); err != nil {
+			return Updated{}, err
+		}
+		return s.update(ctx, id, opts, nothing, decide)
 	}
 	// Alongside runs in a goroutine of its own so that its round trip and
 	// the entry's read overlap (on a batching client they leave in one
@@ -91,14 +108,6 @@ func (s *Store) Update(ctx context.Context, id string, opts UpdateOptions, decid
 // update is Update's loop; before runs ahead of the write.
 func (s *Store) update(ctx context.Context, id string, opts UpdateOptions, before func() error, decide func(State) *Mutation) (Updated, error) {
 	withDoc, prior := !opts.WithoutDoc, opts.Prior
-	if prior == nil && !withDoc {
-		// A change of flags is decided on the entry as this process last
-		// read or wrote it, when it remembers it: the write checks it is
-		// still the entry, as it checks a Prior.
-		if st, ok := s.memory.recall(id); ok {
-			prior = &st
-		}
-	}
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		var st State
 		var seen bool
