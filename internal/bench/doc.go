@@ -1,5 +1,5 @@
-// Package bench is the end-to-end performance harness behind `make bench`
-// (issue 7). It runs as its own process and drives a daemon started as
+// Package bench is the end-to-end performance harness behind `make bench`.
+// It runs as its own process and drives a daemon started as
 // `prismcache serve` in another, a redis-server of its own, and the Prismatic
 // simulator with a fixed latency; each scenario prints one JSON line and the
 // run ends with a table of every figure beside its ceiling or baseline and

@@ -53,7 +53,7 @@ func (e *Env) Reader(ctx context.Context) (Report, error) {
 }
 
 // ReaderRows turns the cache benchmarks' lines into table rows, with the
-// targets of issue 5: a hit ≤ 100 ns with 0 allocs, invalidation p99 ≤ 5 ms.
+// reader's targets: a hit ≤ 100 ns with 0 allocs, invalidation p99 ≤ 5 ms.
 func ReaderRows(lines []BenchLine) []Row {
 	var rows []Row
 	ns := func(l BenchLine) time.Duration { return time.Duration(l.Metrics["ns/op"]) }

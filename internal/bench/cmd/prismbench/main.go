@@ -1,6 +1,6 @@
 // Command prismbench is the load harness of `make bench`: it runs the
 // daemon (prismcache serve), a redis-server and the Prismatic simulator,
-// measures each scenario of issue 7 and prints one JSON line per scenario
+// measures each scenario and prints one JSON line per scenario
 // and a table (docs/benchmarks.md).
 //
 //	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep]
