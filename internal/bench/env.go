@@ -30,7 +30,9 @@ type Env struct {
 	Root string
 	// Quick shortens every phase (BENCH_QUICK=1): a smoke test, not figures.
 	Quick bool
-	Redis *Redis
+	// FullPass: the million scenario samples its resync to the end.
+	FullPass bool
+	Redis    *Redis
 	// Log receives progress lines.
 	Log io.Writer
 
