@@ -18,7 +18,7 @@ GENERATED := graphql/generated.go internal/prismaticsim/gqlserver
 RACE := $(shell CGO_ENABLED=1 $(GO) env CC >/dev/null 2>&1 && command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null 2>&1 && echo -race)
 export CGO_ENABLED := $(if $(RACE),1,$(shell $(GO) env CGO_ENABLED))
 
-.PHONY: help build release run test test-ts generate lint bench bench-hostile fuzz chaos clean
+.PHONY: help build release run test test-ts generate lint bench bench-hostile bench-million fuzz chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ bench-hostile: ## the slow-body attack alone: 1,500 slow connections for 40s bes
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/prismcache
 	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
 	./bin/prismbench -daemon $(BIN) -only hostile
+
+bench-million: ## the daemon's RSS at 1,000,000 cached instances, idle and through a whole resync at the default rate (≈ 30 min)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/prismcache
+	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
+	./bin/prismbench -daemon $(BIN) -only million -full-pass
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),30s) ./internal/webhook/

@@ -30,7 +30,9 @@ type Env struct {
 	Root string
 	// Quick shortens every phase (BENCH_QUICK=1): a smoke test, not figures.
 	Quick bool
-	Redis *Redis
+	// FullPass: the million scenario samples its resync to the end.
+	FullPass bool
+	Redis    *Redis
 	// Log receives progress lines.
 	Log io.Writer
 
@@ -62,6 +64,22 @@ func (e *Env) Keys() store.Keys { return store.NewKeys(benchPrefix) }
 
 // Flush empties the harness's Redis.
 func (e *Env) Flush(ctx context.Context) error { return e.Redis.Client.FlushAll(ctx).Err() }
+
+// CountEntries counts the cached entries with the daemon's own scan of
+// Redis (SCAN, a batch at a time): KEYS would block Redis for as long as it
+// takes on a large cache. Exact only while nothing writes.
+func (e *Env) CountEntries(ctx context.Context) (int64, error) {
+	var n int64
+	db := store.New(e.Redis.Client, store.Options{Prefix: benchPrefix})
+	err := db.Scan(ctx, 1000, func(ids []string) error {
+		n += int64(len(ids))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count the cached entries: %w", err)
+	}
+	return n, nil
+}
 
 // Daemon starts `prismcache serve` against the harness's Redis and sim,
 // with --prismatic-rate rate and --workers workers.

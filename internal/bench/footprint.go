@@ -93,7 +93,7 @@ func (e *Env) Footprint(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	res.FillSeconds = time.Since(start).Seconds()
-	n, err := e.Redis.Client.Eval(ctx, `return #redis.call('KEYS', ARGV[1])`, nil, e.Keys().Instance("*")).Int64()
+	n, err := e.CountEntries(ctx)
 	if err != nil {
 		return rep, err
 	}

@@ -352,6 +352,45 @@ func TestInstancesFilters(t *testing.T) {
 	}
 }
 
+// TestInstancesListingFollowsChanges: a listing is remembered between
+// requests, but never past a change to the model.
+func TestInstancesListingFollowsChanges(t *testing.T) {
+	sim, srv := newTestSim(t, Options{})
+	const q = `{ instances(isSystem: false, sortBy: [{field: VERSION, direction: DESC}]) { totalCount nodes { id deployedVersion } } }`
+	first := func() (int, string) {
+		data := mustQuery(t, srv.URL, q, nil)
+		return int(path(t, data, "instances", "totalCount").(float64)), path(t, data, "instances", "nodes", 0, "id").(string)
+	}
+	n, _ := first()
+	if again, _ := first(); again != n {
+		t.Fatalf("totalCount %d, then %d with no change", n, again)
+	}
+	last := sim.Instances()[len(sim.Instances())-1].ID
+	if _, err := sim.Deploy(last); err != nil {
+		t.Fatal(err)
+	}
+	if _, top := first(); top != last {
+		t.Errorf("after a deploy the first by version is %s, want %s", top, last)
+	}
+	if _, err := sim.Delete(last); err != nil {
+		t.Fatal(err)
+	}
+	if got, top := first(); got != n-1 || top == last {
+		t.Errorf("after a delete: totalCount %d (want %d), first %s (the deleted one is %s)", got, n-1, top, last)
+	}
+	res, err := sim.CreateInstance(NewInstance{Customer: "acme-001", Integration: "Slack Alerts", Deploy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := first(); got != n {
+		t.Errorf("after a create: totalCount %d, want %d", got, n)
+	}
+	data := mustQuery(t, srv.URL, `{ instances(isSystem: false, sortBy: [{field: CREATED_AT, direction: DESC}], first: 1) { nodes { id } } }`, nil)
+	if got := path(t, data, "instances", "nodes", 0, "id"); got != res.Instance.ID {
+		t.Errorf("newest instance %v, want the one created, %s", got, res.Instance.ID)
+	}
+}
+
 func TestInstanceNullForUnknownDeletedMalformed(t *testing.T) {
 	sim, srv := newTestSim(t, Options{})
 	victim := sim.Instances()[5].ID

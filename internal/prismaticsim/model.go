@@ -196,6 +196,9 @@ type model struct {
 	// demo customers.
 	testCustomer *customer
 	components   map[string]*connectionDef // by component key
+	// gen counts the changes to the model (Sim.lockModel): a listing
+	// remembered at one generation is the model's while it holds.
+	gen uint64
 }
 
 // customerByRef finds a demo customer by global id, bare uuid or external id.

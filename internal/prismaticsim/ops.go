@@ -21,7 +21,7 @@ type Result struct {
 // change runs fn on instance id under the write lock with a fresh event
 // timestamp, then sends the events fn built, outside the lock.
 func (s *Sim) change(id string, fn func(in *instance, at time.Time) ([]*event, []string, error)) (Result, error) {
-	s.mu.Lock()
+	s.lockModel()
 	in := s.m.byID[canonicalID("Instance", id)]
 	if in == nil {
 		s.mu.Unlock()
@@ -154,7 +154,7 @@ func (s *Sim) CreateInstance(req NewInstance) (Result, error) {
 	if req.ExtraVariables < 0 || req.ExtraVariables > 10000 {
 		return Result{}, fmt.Errorf("extraVariables %d: %w", req.ExtraVariables, ErrInvalidValue)
 	}
-	s.mu.Lock()
+	s.lockModel()
 	c := s.m.customerByRef(req.Customer)
 	if c == nil {
 		s.mu.Unlock()

@@ -3,8 +3,11 @@ package prismaticsim
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prismcache/prismcache/internal/prismaticsim/gqlserver"
 )
@@ -43,19 +46,80 @@ func (r queryResolver) Instances(_ context.Context, isSystem *bool, _ *int, befo
 		}
 		return true
 	}
-	var out []*instance
-	for _, in := range r.s.m.instances {
-		if match(in) {
-			out = append(out, in)
-		}
-	}
 	var order []orderKey
 	for _, o := range sortBy {
 		if o != nil { // a null item
 			order = append(order, orderKey{field: string(o.Field), desc: o.Direction == gqlserver.OrderDirectionDesc})
 		}
 	}
-	return instancePage(sortInstances(out, order), pageArgs{first: first, last: last, offset: offset, after: after, before: before})
+	key := listingKey([]string{optKey(isSystem), optKey(enabled), optKey(needsDeploy), optKey(customer), optKey(integration),
+		optKey(customerExternalID), optKey(name), optKey(nameIcontains)}, order)
+	out := r.s.lists.get(r.s.m.gen, key, func() []*instance {
+		var out []*instance
+		for _, in := range r.s.m.instances {
+			if match(in) {
+				out = append(out, in)
+			}
+		}
+		return sortInstances(out, order)
+	})
+	return instancePage(out, pageArgs{first: first, last: last, offset: offset, after: after, before: before})
+}
+
+// listings remembers the instances that a filter and an order select,
+// sorted, until the model changes (model.gen): a reconcile pass pages
+// through one listing 100 instances a request, and filtering and sorting a
+// million instances again for every page would make a pass quadratic. The
+// slices it hands out are shared: read them, never change them. Its zero
+// value is ready; it is safe for concurrent use (requests hold only the
+// model's read lock).
+type listings struct {
+	mu    sync.Mutex
+	gen   uint64
+	byKey map[string][]*instance
+}
+
+// maxListings bounds how many listings are remembered at once.
+const maxListings = 16
+
+// get returns the listing of key as of the model's generation gen, made by
+// build when it is not remembered.
+func (l *listings) get(gen uint64, key string, build func() []*instance) []*instance {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byKey == nil || l.gen != gen {
+		l.byKey, l.gen = map[string][]*instance{}, gen
+	}
+	if out, ok := l.byKey[key]; ok {
+		return out
+	}
+	out := build()
+	if len(l.byKey) >= maxListings {
+		clear(l.byKey)
+	}
+	l.byKey[key] = out
+	return out
+}
+
+// listingKey names a listing by its filters (optKey each) and its order.
+func listingKey(filters []string, order []orderKey) string {
+	var b strings.Builder
+	for _, f := range filters {
+		b.WriteString(f)
+		b.WriteByte(',')
+	}
+	for _, o := range order {
+		fmt.Fprintf(&b, "%s %v,", o.field, o.desc)
+	}
+	return b.String()
+}
+
+// optKey is an optional argument in a listing's key: "-" when absent.
+func optKey[T any](p *T) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Quote(fmt.Sprint(*p))
 }
 
 type orderKey struct {

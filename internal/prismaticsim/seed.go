@@ -236,8 +236,8 @@ func (m *model) newRequiredVar(t varTemplate) *requiredVar {
 // contains SecretMarker.
 func (m *model) newInputs() []*expression {
 	return []*expression{
-		{id: m.ids.newID("Expression"), name: "clientId", value: SecretMarker + "-client-" + m.ids.hex(6)},
-		{id: m.ids.newID("Expression"), name: "clientSecret", value: SecretMarker + "-cs-" + m.ids.hex(12)},
+		{id: m.ids.newID("Expression"), name: "clientId", value: m.ids.secret(SecretMarker+"-client-", 6)},
+		{id: m.ids.newID("Expression"), name: "clientSecret", value: m.ids.secret(SecretMarker+"-cs-", 12)},
 		{id: m.ids.newID("Expression"), name: "accessToken", value: ""},
 	}
 }
@@ -245,7 +245,7 @@ func (m *model) newInputs() []*expression {
 // rotateToken gives a connection a new access token, as a refresh does.
 func (m *model) rotateToken(c *credential) {
 	if e := c.input("accessToken"); e != nil {
-		e.value = SecretMarker + "-at-" + m.ids.hex(12)
+		e.value = m.ids.secret(SecretMarker+"-at-", 12)
 	}
 }
 

@@ -26,6 +26,8 @@ type Sim struct {
 	last  time.Time
 	shape PayloadShape
 
+	lists listings // the instances listings select, sorted; see Instances
+
 	schema  *ast.Schema // the schema served: schema.graphql, or its variant
 	gql     *executor.Executor
 	auth    *authority
@@ -85,6 +87,14 @@ func (s *Sim) tick() time.Time {
 	}
 	s.last = t
 	return t
+}
+
+// lockModel takes the write lock to change the model, and counts the
+// change so that no listing remembered before it is served after it. Every
+// operation that changes the model takes the lock this way.
+func (s *Sim) lockModel() {
+	s.mu.Lock()
+	s.m.gen++
 }
 
 // now is the clock without the bump, for token expiry.

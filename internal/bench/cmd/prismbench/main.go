@@ -3,7 +3,7 @@
 // measures each scenario and prints one JSON line per scenario
 // and a table (docs/benchmarks.md).
 //
-//	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep]
+//	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep] [-full-pass]
 //	prismbench baseline -listen 127.0.0.1:0   (the ceiling's endpoint; started by the harness)
 //	prismbench baseline -redis redis://…      (the durable floor: the same plus one SET NX per body)
 package main
@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Root, "root", o.Root, "the module's root directory")
 	fs.BoolVar(&o.Quick, "quick", o.Quick, "short phases and small sizes, a smoke test (env BENCH_QUICK=1)")
 	fs.StringVar(&only, "only", "", "comma-separated scenarios to run: "+strings.Join(bench.Scenarios, ","))
+	fs.BoolVar(&o.FullPass, "full-pass", false, "million: sample the resync to its end (about 17 minutes at the default rate) rather than its first 150 s")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory with the child processes' logs")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's own CPU profile (load generator, simulator) to this file")
 	fs.Usage = func() {
