@@ -115,11 +115,16 @@ func (e *Env) Million(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer d.Close()
-	time.Sleep(pick(e, 10*time.Second, 2*time.Second))
+	if err := pause(ctx, pick(e, 10*time.Second, 2*time.Second)); err != nil {
+		return rep, err
+	}
 	idle := pick(e, 30*time.Second, 5*time.Second)
 	s := sampleRSS(d.PID())
-	time.Sleep(idle)
+	err = pause(ctx, idle)
 	res.IdleSeconds, res.IdleMaxRSS = idle.Seconds(), s.Stop()
+	if err != nil {
+		return rep, err
+	}
 	e.Logf("million: idle for %s on a full Redis: largest RSS %s", idle, MB(res.IdleMaxRSS))
 
 	if err := e.millionPass(ctx, sim, d, ids, &res); err != nil {
@@ -140,11 +145,17 @@ func (e *Env) Million(ctx context.Context) (Report, error) {
 	if p.Done {
 		how = fmt.Sprintf("the whole pass: %d pages in %.0f s", p.Pages, p.Seconds)
 	}
+	ref := "VmHWM " + MB(res.PeakHWM)
+	if !p.Done {
+		// A pass holds the ids it listed until its end: its RSS grows
+		// with it, and only the whole pass shows its peak.
+		ref += "; the whole pass: make bench-million"
+	}
 	peak := max(res.IdleMaxRSS, p.MaxRSS, res.PeakHWM)
 	rep.Figures = []Row{
 		{Scenario: "million", Figure: fmt.Sprintf("daemon RSS (defaults), %d cached instances: idle / resync after %d deploys (%s)", res.Cached, res.Changed, how),
 			Value:     MB(res.IdleMaxRSS) + " / " + MB(p.MaxRSS),
-			Reference: "VmHWM " + MB(res.PeakHWM),
+			Reference: ref,
 			Target:    NewTarget(float64(peak)/(1<<20), "<=", 300, "≤ 300 MB")},
 		{Scenario: "million", Figure: "the same pass: entries written; changed instances written",
 			Value: fmt.Sprintf("%d; %d of %d", p.Written, p.ChangedWritten, res.Changed)},
@@ -298,6 +309,16 @@ poll:
 	e.Logf("million: after %.0fs (pass ended: %v): %d pages (%d instances listed), %d entries written, %d of %d changed instances written, %d fetches; largest RSS %s",
 		p.Seconds, p.Done, p.Pages, p.Listed, p.Written, p.ChangedWritten, res.Changed, p.Fetches, MB(p.MaxRSS))
 	return nil
+}
+
+// pause waits for d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // RedisUsedMemory is the harness's Redis's used_memory, in bytes.
