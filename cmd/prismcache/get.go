@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
-	"os"
 
-	"github.com/prismcache/prismcache/internal/app"
-	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/store"
 )
 
@@ -31,35 +27,18 @@ deleted); 2 usage error (bad flags, arguments or Redis URL); 3 Redis did not
 answer, refused the credentials, or failed the read.`
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := config.Default()
+	var rd instanceReader
 	fs := newFlagSet("get [flags] <instance-id>", getSynopsis,
 		"prismcache get --redis-url redis://127.0.0.1:6379 SW5zdGFuY2U6ZWM5YzViM2EtZjNhNy00MDliLTllM2QtODA3MDAxNDVlNWU0",
 		stderr)
-	fs.Var(typedString{&cfg.RedisURL, "url"}, "redis-url", "Redis the cache is in (env PRISMCACHE_REDIS_URL)")
-	fs.Var(typedString{&cfg.RedisPrefix, "prefix"}, "redis-prefix", "prefix of the cache's keys (env PRISMCACHE_REDIS_PREFIX)")
-	if v := os.Getenv("PRISMCACHE_REDIS_URL"); v != "" {
-		cfg.RedisURL = v
-	}
-	if v := os.Getenv("PRISMCACHE_REDIS_PREFIX"); v != "" {
-		cfg.RedisPrefix = v
-	}
-	if err := parseFlags(fs, args); err != nil {
+	rd.flags(fs)
+	id, s, closeStore, err := rd.open(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	id := fs.Arg(0)
-	// go-redis would print its own lines about failed dials; the one line
-	// below says it all.
-	app.RouteRedisLogs(slog.New(slog.DiscardHandler))
-	rdb, err := app.OpenRedis(cfg.RedisURL)
-	if err != nil {
-		return &exitCodeError{code: exitUsage, err: err}
-	}
-	defer rdb.Close()
-	st, err := store.New(rdb, store.Options{Prefix: cfg.RedisPrefix}).Load(ctx, id)
+	defer closeStore()
+	cfg := rd.cfg
+	st, err := s.Load(ctx, id)
 	if err != nil {
 		return &exitCodeError{code: exitRedisUnavailable, err: fmt.Errorf("cannot read Redis at %s: %w", redactURL(cfg.RedisURL), err)}
 	}

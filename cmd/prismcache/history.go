@@ -5,16 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/prismcache/prismcache/cache"
-	"github.com/prismcache/prismcache/internal/app"
-	"github.com/prismcache/prismcache/internal/config"
-	"github.com/prismcache/prismcache/internal/store"
 )
 
 const historySynopsis = `Prints the latest revisions of one instance, newest first, read straight
@@ -26,35 +21,20 @@ Exit codes as prismcache get: 0 printed (none kept is not an error); 2 usage
 error; 3 Redis did not answer.`
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := config.Default()
+	var rd instanceReader
 	asJSON := false
 	fs := newFlagSet("history [flags] <instance-id>", historySynopsis,
 		"prismcache history --redis-url redis://127.0.0.1:6379 SW5zdGFuY2U6ZWM5YzViM2EtZjNhNy00MDliLTllM2QtODA3MDAxNDVlNWU0",
 		stderr)
-	fs.Var(typedString{&cfg.RedisURL, "url"}, "redis-url", "Redis the cache is in (env PRISMCACHE_REDIS_URL)")
-	fs.Var(typedString{&cfg.RedisPrefix, "prefix"}, "redis-prefix", "prefix of the cache's keys (env PRISMCACHE_REDIS_PREFIX)")
+	rd.flags(fs)
 	fs.BoolVar(&asJSON, "json", false, "print the revisions as JSON")
-	if v := os.Getenv("PRISMCACHE_REDIS_URL"); v != "" {
-		cfg.RedisURL = v
-	}
-	if v := os.Getenv("PRISMCACHE_REDIS_PREFIX"); v != "" {
-		cfg.RedisPrefix = v
-	}
-	if err := parseFlags(fs, args); err != nil {
+	id, s, closeStore, err := rd.open(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	id := fs.Arg(0)
-	app.RouteRedisLogs(slog.New(slog.DiscardHandler))
-	rdb, err := app.OpenRedis(cfg.RedisURL)
-	if err != nil {
-		return &exitCodeError{code: exitUsage, err: err}
-	}
-	defer rdb.Close()
-	revs, err := store.New(rdb, store.Options{Prefix: cfg.RedisPrefix}).History(ctx, id)
+	defer closeStore()
+	cfg := rd.cfg
+	revs, err := s.History(ctx, id)
 	if err != nil {
 		return &exitCodeError{code: exitRedisUnavailable, err: fmt.Errorf("cannot read Redis at %s: %w", redactURL(cfg.RedisURL), err)}
 	}
