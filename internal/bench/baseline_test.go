@@ -64,6 +64,59 @@ func TestFloorRecordsBeforeAnswering(t *testing.T) {
 	})
 }
 
+// TestEffectFloorAppliesEachEventOnce: the effect floor marks the entry
+// stale and bumps its rev for instance.updated, queues the instance for
+// instance.deployed, does nothing for a second delivery of a body, and
+// refuses what it cannot apply.
+func TestEffectFloorAppliesEachEventOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		sg := &Signer{Secret: []byte("s3cret")}
+		h := EffectFloorHandler("s3cret", b.Client, b.Prefix)
+		send := func(typ string, body []byte) int {
+			t.Helper()
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(sg.Request(nil, "example:80", typ, body))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code
+		}
+		id := "SW5zdGFuY2U6MQ=="
+		if err := SeedEffect(ctx, b.Client, b.Prefix, []string{id}, 100); err != nil {
+			t.Fatal(err)
+		}
+		entry := func() (stale, rev string) {
+			t.Helper()
+			v, err := b.Client.HMGet(ctx, EffectEntryKey(b.Prefix, id), "stale", "rev").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v[0].(string), v[1].(string)
+		}
+		updated := sg.InstanceEvent(webhook.InstanceUpdated, id, "Acme")
+		for i := range 2 {
+			if code := send(webhook.InstanceUpdated, updated); code != http.StatusOK {
+				t.Fatalf("instance.updated, delivery %d: status %d, want 200", i+1, code)
+			}
+			if stale, rev := entry(); stale != "1" || rev != "2" {
+				t.Fatalf("after delivery %d: stale %s rev %s, want 1 and 2 (one write however often it arrives)", i+1, stale, rev)
+			}
+		}
+		due := b.Prefix + "effect:{work}:due"
+		if code := send(webhook.InstanceDeployed, sg.InstanceEvent(webhook.InstanceDeployed, id, "Acme")); code != http.StatusOK {
+			t.Fatalf("instance.deployed: status %d, want 200", code)
+		}
+		if n, err := b.Client.ZCard(ctx, due).Result(); err != nil || n != 1 {
+			t.Fatalf("due set after a deploy: %d members (%v), want 1", n, err)
+		}
+		if code := send(webhook.InstanceUpdated, []byte(`{"event_type":"instance.updated"}`)); code != http.StatusBadRequest {
+			t.Fatalf("body without an instance: status %d, want 400", code)
+		}
+	})
+}
+
 // TestHarnessCountsTheDaemonsDuplicates: the harness tells a duplicate from
 // the daemon's own answer, so that a load run's duplicates count can show
 // dedup short-circuiting a benchmark.

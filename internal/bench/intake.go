@@ -26,7 +26,13 @@ const (
 	// intakeFloorTarget is the least ratio of the daemon's throughput to
 	// the durable floor's, at each of intakeFloorLevels.
 	intakeFloorTarget = 0.8
-	simLatency        = 20 * time.Millisecond
+	// intakeFloorLevel is the least concurrency the target is checked at;
+	// the effect floor runs from it on.
+	intakeFloorLevel = 32
+	// effectDocSize is the size of the effect floor's entries' documents,
+	// about that of the simulator's.
+	effectDocSize = 1500
+	simLatency    = 20 * time.Millisecond
 	// openConns bounds the connections of an open-loop run: enough that
 	// the sender never waits for one at the rates used (rate × latency).
 	openConns = 256
@@ -43,6 +49,13 @@ type IntakeLevel struct {
 	FloorRatio  float64 `json:"floor_ratio"`
 	// OfFloor is the daemon's throughput over the floor's.
 	OfFloor float64 `json:"daemon_over_floor"`
+	// Effect is the effect floor (EffectFloorHandler), run at the levels
+	// the target is checked at; EffectOfFloor its throughput over the
+	// floor's, OfEffect the daemon's over its.
+	Effect        *Load              `json:"effect,omitempty"`
+	EffectCPU     map[string]float64 `json:"effect_cpu_us_per_webhook,omitempty"`
+	EffectOfFloor float64            `json:"effect_over_floor,omitempty"`
+	OfEffect      float64            `json:"daemon_over_effect,omitempty"`
 	// CPU is the CPU time per answered webhook, in µs, of each process
 	// during the daemon's run, the baseline's and the floor's.
 	DaemonCPU   map[string]float64 `json:"daemon_cpu_us_per_webhook"`
@@ -108,7 +121,7 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer d.Close()
-	base, baseURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "", "")
+	base, baseURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "", "", false)
 	if err != nil {
 		return rep, err
 	}
@@ -116,11 +129,16 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 	e.Logf("baseline pid %d on %s", base.PID(), baseURL)
 	// The floor records bodies in a database of its own, emptied after each
 	// of its runs, so that its keys do not weigh on the daemon's Redis.
-	floor, floorURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "redis://"+e.Redis.Addr+"/1", benchPrefix)
+	floor, floorURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "redis://"+e.Redis.Addr+"/1", benchPrefix, false)
 	if err != nil {
 		return rep, err
 	}
 	defer floor.Stop(5 * time.Second)
+	effect, effectURL, err := StartBaseline(ctx, e.Exe, e.Dir, benchSecret, "redis://"+e.Redis.Addr+"/1", benchPrefix, true)
+	if err != nil {
+		return rep, err
+	}
+	defer effect.Stop(5 * time.Second)
 	floorDB := redis.NewClient(&redis.Options{Addr: e.Redis.Addr, DB: 1})
 	defer floorDB.Close()
 	e.Logf("durable floor pid %d on %s", floor.PID(), floorURL)
@@ -128,7 +146,12 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 	daemonHost, _ := HostOf(d.URL)
 	baseHost, _ := HostOf(baseURL)
 	floorHost, _ := HostOf(floorURL)
+	effectHost, _ := HostOf(effectURL)
 	ids := sim.CustomerInstances()
+	idStrings := make([]string, len(ids))
+	for i, in := range ids {
+		idStrings[i] = in.ID
+	}
 	sg := &Signer{Secret: []byte(benchSecret)}
 	res := IntakeResults{Instances: len(ids), Events: "instance.updated (stale mark) and instance.deployed (work-set add), alternating, unique timestamps",
 		DaemonFlags: "defaults (only the connection and secret settings)"}
@@ -146,6 +169,19 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		if err := floorDB.FlushDB(ctx).Err(); err != nil {
 			return rep, fmt.Errorf("empty the floor's database: %w", err)
 		}
+		if c >= intakeFloorLevel {
+			if err := SeedEffect(ctx, floorDB, benchPrefix, idStrings, effectDocSize); err != nil {
+				return rep, fmt.Errorf("seed the effect floor: %w", err)
+			}
+			cpu, noise = StartCPU(map[string]int{"effect": effect.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
+			ef := ClosedLoop(ctx, effectHost, c, warm, dur, intakeJob(sg, effectHost, ids))
+			ef.Target, ef.Others = "effect", noise.report()
+			lv.Effect, lv.EffectCPU = &ef, cpu.PerOp(ef.OK)
+			lv.EffectOfFloor = Ratio(ef.Throughput, lv.Floor.Throughput)
+			if err := floorDB.FlushDB(ctx).Err(); err != nil {
+				return rep, fmt.Errorf("empty the effect floor's database: %w", err)
+			}
+		}
 		cpu, noise = StartCPU(map[string]int{"daemon": d.PID(), "redis": e.Redis.PID(), "harness": os.Getpid()}), StartNoise()
 		lv.Daemon = ClosedLoop(ctx, daemonHost, c, warm, dur, intakeJob(sg, daemonHost, ids))
 		lv.Daemon.Target, lv.Daemon.Others = "daemon", noise.report()
@@ -153,6 +189,11 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 		lv.Ratio = Ratio(lv.Daemon.Throughput, lv.Baseline.Throughput)
 		lv.FloorRatio = Ratio(lv.Floor.Throughput, lv.Baseline.Throughput)
 		lv.OfFloor = Ratio(lv.Daemon.Throughput, lv.Floor.Throughput)
+		if lv.Effect != nil {
+			lv.OfEffect = Ratio(lv.Daemon.Throughput, lv.Effect.Throughput)
+			e.Logf("intake c=%d effect floor %.0f/s (failed %d; CPU µs/webhook %v): %.2f × floor; daemon %.2f × effect floor",
+				c, lv.Effect.Throughput, lv.Effect.Failed, roundMap(lv.EffectCPU), lv.EffectOfFloor, lv.OfEffect)
+		}
 		e.Logf("intake c=%d (other processes %.2f cores): daemon %.0f/s (p50 %s, p99 %s, failed %d, dup %d; CPU µs/webhook %v), baseline %.0f/s (p99 %s; CPU %v), floor %.0f/s (failed %d; CPU %v): ratio %.2f, floor's %.2f, daemon/floor %.2f",
 			c, lv.Daemon.Others.Cores, lv.Daemon.Throughput, FmtDur(lv.Daemon.lat.P50), FmtDur(lv.Daemon.lat.P99), lv.Daemon.Failed, lv.Daemon.Duplicates, roundMap(lv.DaemonCPU),
 			lv.Baseline.Throughput, FmtDur(lv.Baseline.lat.P99), roundMap(lv.BaselineCPU), lv.Floor.Throughput, lv.Floor.Failed, roundMap(lv.FloorCPU), lv.Ratio, lv.FloorRatio, lv.OfFloor)
@@ -190,13 +231,18 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 			Reference: fmt.Sprintf("%.2f × ceiling", res.FloorRatio)},
 	}
 	for _, l := range res.Levels {
-		if l.Concurrency < 32 {
+		if l.Concurrency < intakeFloorLevel {
 			continue
 		}
 		rep.Figures = append(rep.Figures, Row{Scenario: "intake", Figure: fmt.Sprintf("throughput at c=%d, daemon / floor", l.Concurrency),
 			Value:     FmtRate(l.Daemon.Throughput) + " / " + FmtRate(l.Floor.Throughput),
 			Reference: fmt.Sprintf("%.2f × ceiling", l.Ratio),
 			Target:    NewTarget(l.OfFloor, ">=", intakeFloorTarget, fmt.Sprintf("≥ %.1f × floor (is %.2f)", intakeFloorTarget, l.OfFloor))})
+		if l.Effect != nil {
+			rep.Figures = append(rep.Figures, Row{Scenario: "intake", Figure: fmt.Sprintf("effect floor at c=%d (parse + one script per event)", l.Concurrency),
+				Value:     FmtRate(l.Effect.Throughput),
+				Reference: fmt.Sprintf("%.2f × floor; daemon %.2f × it", l.EffectOfFloor, l.OfEffect)})
+		}
 	}
 	rep.Figures = append(rep.Figures, []Row{
 		{Scenario: "intake", Figure: fmt.Sprintf("ack p50 / p99 at c=%d", lv.Concurrency),
@@ -210,10 +256,13 @@ func (e *Env) Intake(ctx context.Context) (Report, error) {
 	var floorFailed int64
 	for _, l := range res.Levels {
 		floorFailed += l.Floor.Failed
+		if l.Effect != nil {
+			floorFailed += l.Effect.Failed
+		}
 	}
 	var errs []string
 	if floorFailed > 0 {
-		errs = append(errs, fmt.Sprintf("the durable floor failed %d webhooks: its figure is not a bound", floorFailed))
+		errs = append(errs, fmt.Sprintf("the floors failed %d webhooks: their figures are not bounds", floorFailed))
 	}
 	if res.Fixed.Failed > 0 || lv.Daemon.Failed > 0 {
 		errs = append(errs, fmt.Sprintf("failed webhooks: %d at the fixed rate, %d at c=%d (last: %s)", res.Fixed.Failed, lv.Daemon.Failed, lv.Concurrency, res.Fixed.LastError+lv.Daemon.LastError))

@@ -290,11 +290,15 @@ func (d *Daemon) Admin(ctx context.Context, method, path, token string) error {
 // StartBaseline runs the baseline endpoint (this executable's "baseline"
 // command) as a child process and returns it with its URL, which the child
 // prints on its first line of output. With a Redis URL it runs the durable
-// floor instead (FloorHandler), recording bodies under prefix.
-func StartBaseline(ctx context.Context, exe, dir, secret, redisURL, prefix string) (*Proc, string, error) {
+// floor instead (FloorHandler), recording bodies under prefix; with effect
+// too, the effect floor (EffectFloorHandler).
+func StartBaseline(ctx context.Context, exe, dir, secret, redisURL, prefix string, effect bool) (*Proc, string, error) {
 	name, args := "baseline", []string{"baseline", "-listen", "127.0.0.1:0"}
 	if redisURL != "" {
 		name, args = "floor", append(args, "-redis", redisURL, "-prefix", prefix)
+	}
+	if effect {
+		name, args = "effect", append(args, "-effect")
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "PRISMBENCH_SECRET="+secret)

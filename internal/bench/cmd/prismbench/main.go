@@ -6,6 +6,7 @@
 //	prismbench [-daemon bin/prismcache] [-quick] [-only intake,resync] [-keep] [-full-pass]
 //	prismbench baseline -listen 127.0.0.1:0   (the ceiling's endpoint; started by the harness)
 //	prismbench baseline -redis redis://…      (the durable floor: the same plus one SET NX per body)
+//	prismbench baseline -redis redis://… -effect   (the effect floor: each event's own Redis work in one script)
 package main
 
 import (
@@ -85,6 +86,7 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	redisURL := fs.String("redis", "", "serve the durable floor: record each body in this Redis before answering")
 	prefix := fs.String("prefix", "bench:", "key prefix of the floor's records")
+	effect := fs.Bool("effect", false, "with -redis, serve the effect floor: each event's own Redis work, in one script call, in place of the SET NX")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,6 +108,9 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer rdb.Close()
 		redisbatch.Install(rdb)
 		h = bench.FloorHandler(secret, rdb, *prefix)
+		if *effect {
+			h = bench.EffectFloorHandler(secret, rdb, *prefix)
+		}
 	}
 	srv := bench.BaselineServer(h)
 	fmt.Fprintf(stdout, "http://%s\n", ln.Addr())
