@@ -94,7 +94,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
 	w := &pageWriter{store: r.Store, now: r.now, log: r.log(), force: r.Force}
-	listed := map[string]struct{}{}
+	var listed *idSet
 	cursor := ""
 	for {
 		page, err := r.listPage(ctx, cursor)
@@ -105,8 +105,12 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Total = page.TotalCount
 		rep.Listed += len(page.Instances)
 		rep.PageSize = page.Size
+		if listed == nil {
+			// The first page says how many there are: one allocation for the pass.
+			listed = newIDSet(page.TotalCount)
+		}
 		for _, in := range page.Instances {
-			listed[in.ID] = struct{}{}
+			listed.add(in.ID)
 		}
 		out, err := w.write(ctx, page)
 		rep.Written += out.Written
@@ -181,11 +185,11 @@ func (r *Reconciler) listPage(ctx context.Context, cursor string) (graphql.ListP
 // removeGone deletes cached entries of instances the complete listing did
 // not contain, unless they were fetched after the listing began (they may be
 // new).
-func (r *Reconciler) removeGone(ctx context.Context, listed map[string]struct{}, since time.Time) (int, error) {
+func (r *Reconciler) removeGone(ctx context.Context, listed *idSet, since time.Time) (int, error) {
 	var gone []string
 	err := r.Store.Scan(ctx, 1000, func(ids []string) error {
 		for _, id := range ids {
-			if _, ok := listed[id]; !ok {
+			if !listed.has(id) {
 				gone = append(gone, id)
 			}
 		}
