@@ -66,7 +66,7 @@ bench-hostile: ## the slow-body attack alone: 1,500 slow connections for 40s bes
 	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
 	./bin/prismbench -daemon $(BIN) -only hostile
 
-bench-million: ## the daemon's RSS at 1,000,000 cached instances, idle and through a whole resync at the default rate (≈ 30 min)
+bench-million: ## the daemon's RSS at 1,000,000 cached instances, idle and through a whole resync at the default rate (≈ 25–30 min)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/prismcache
 	$(GO) build -o bin/prismbench ./internal/bench/cmd/prismbench
 	./bin/prismbench -daemon $(BIN) -only million -full-pass

@@ -65,13 +65,18 @@ func (e *Env) Keys() store.Keys { return store.NewKeys(benchPrefix) }
 // Flush empties the harness's Redis.
 func (e *Env) Flush(ctx context.Context) error { return e.Redis.Client.FlushAll(ctx).Err() }
 
+// Store is the daemon's store over the harness's Redis, for reading what
+// the daemon wrote.
+func (e *Env) Store() *store.Store {
+	return store.New(e.Redis.Client, store.Options{Prefix: benchPrefix})
+}
+
 // CountEntries counts the cached entries with the daemon's own scan of
 // Redis (SCAN, a batch at a time): KEYS would block Redis for as long as it
 // takes on a large cache. Exact only while nothing writes.
 func (e *Env) CountEntries(ctx context.Context) (int64, error) {
 	var n int64
-	db := store.New(e.Redis.Client, store.Options{Prefix: benchPrefix})
-	err := db.Scan(ctx, 1000, func(ids []string) error {
+	err := e.Store().Scan(ctx, 1000, func(ids []string) error {
 		n += int64(len(ids))
 		return nil
 	})

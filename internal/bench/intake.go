@@ -24,7 +24,7 @@ const (
 	intakeWorkers = 8
 	intakeFixed   = 2000 // webhooks/s of the open-loop run
 	// intakeFloorTarget is the least ratio of the daemon's throughput to
-	// the durable floor's, at each of intakeFloorLevels.
+	// the durable floor's, at intakeFloorLevel connections and more.
 	intakeFloorTarget = 0.8
 	// intakeFloorLevel is the least concurrency the target is checked at;
 	// the effect floor runs from it on.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/config"
 	"github.com/prismcache/prismcache/internal/prismaticsim"
-	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Million settings: a million instances (100,000 when quick), every
@@ -147,8 +145,8 @@ func (e *Env) Million(ctx context.Context) (Report, error) {
 	}
 	ref := "VmHWM " + MB(res.PeakHWM)
 	if !p.Done {
-		// A pass holds the ids it listed until its end: its RSS grows
-		// with it, and only the whole pass shows its peak.
+		// A pass holds what it needs of the ids it listed until its
+		// end: only the whole pass shows its peak.
 		ref += "; the whole pass: make bench-million"
 	}
 	peak := max(res.IdleMaxRSS, p.MaxRSS, res.PeakHWM)
@@ -232,7 +230,7 @@ func (e *Env) millionPass(ctx context.Context, sim *Sim, d *Daemon, ids []prisma
 		return err
 	}
 	defer w.Close()
-	db := store.New(e.Redis.Client, store.Options{Prefix: benchPrefix})
+	db := e.Store()
 	before, err := db.SyncState(ctx)
 	if err != nil {
 		return err
@@ -323,14 +321,13 @@ func pause(ctx context.Context, d time.Duration) error {
 
 // RedisUsedMemory is the harness's Redis's used_memory, in bytes.
 func (e *Env) RedisUsedMemory(ctx context.Context) (int64, error) {
-	info, err := e.Redis.Client.Info(ctx, "memory").Result()
-	if err != nil {
+	info := e.Redis.Client.InfoMap(ctx, "memory")
+	if err := info.Err(); err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
+	v := info.Item("Memory", "used_memory")
+	if v == "" {
+		return 0, fmt.Errorf("INFO memory has no used_memory")
 	}
-	return 0, fmt.Errorf("INFO memory has no used_memory")
+	return strconv.ParseInt(v, 10, 64)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/prismcache/prismcache/graphql"
 	"github.com/prismcache/prismcache/internal/ratelimit"
 	"github.com/prismcache/prismcache/internal/refresh"
-	"github.com/prismcache/prismcache/internal/store"
 )
 
 // Rebuild settings: the daemon's defaults, as a user runs it.
@@ -208,7 +207,7 @@ func (e *Env) pass(ctx context.Context, sim *Sim, changed int) (PassRun, error) 
 	if err != nil {
 		return run, err
 	}
-	db := store.New(e.Redis.Client, store.Options{Prefix: benchPrefix})
+	db := e.Store()
 	shards, _, err := refresh.RecordedShards(ctx, e.Redis.Client, db.Keys(), 0)
 	if err != nil {
 		return run, err
